@@ -1,0 +1,16 @@
+/**
+ * The process logger: pino JSON (Fastify's own logger), one instance passed explicitly to every part.
+ * Imports nothing from the rest of the gateway.
+ */
+import { pino, type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    base: { name: 'protogate' },
+    // Secrets never reach a log line, whatever a caller passes in.
+    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie'], remove: true },
+  });
+}
