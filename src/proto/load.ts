@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import pb from 'protobufjs';
+import { globSync, isDynamicPattern } from 'tinyglobby';
 import {
   create,
   createFileRegistry,
@@ -19,6 +20,7 @@ import {
   type DescMethod,
   type FileRegistry,
 } from '@bufbuild/protobuf';
+import { BinaryReader } from '@bufbuild/protobuf/wire';
 import {
   type FileDescriptorProto,
   FileDescriptorSetSchema,
@@ -84,7 +86,7 @@ export function loadProtos(sources: ProtoSources): ProtoSet {
   const searchDirs = [...sources.includeDirs, bundledProtoDir()];
   const protoFiles: string[] = [];
   const setFiles: string[] = [];
-  for (const f of sources.files) (DESCRIPTOR_SET_EXT.test(f) ? setFiles : protoFiles).push(f);
+  for (const f of expandFiles(sources.files)) (DESCRIPTOR_SET_EXT.test(f) ? setFiles : protoFiles).push(f);
 
   const logical = new Map<string, string>(); // absolute path -> import name
   // As protoc names a file: relative to the first include dir that contains it. A file outside every include
@@ -193,6 +195,25 @@ export function loadProtos(sources: ProtoSources): ProtoSet {
   return { registry, methods, services };
 }
 
+/** Globs expand in sorted order, so that the route table and conflict reports do not depend on the disk. */
+function expandFiles(files: string[]): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  files.forEach((f, i) => {
+    let matches: string[];
+    if (isDynamicPattern(f)) {
+      const rel = path.relative('/', f).split(path.sep).join('/');
+      matches = globSync(rel, { cwd: '/', absolute: true }).sort();
+      if (matches.length === 0) throw new StartupError(`protos.files[${i}]: the pattern ${f} matches no file`);
+    } else {
+      if (!fs.existsSync(f)) throw new StartupError(`protos.files[${i}]: ${f} does not exist. Fix: paths are relative to the config file`);
+      matches = [f];
+    }
+    for (const m of matches) if (!seen.has(m)) { seen.add(m); out.push(m); }
+  });
+  return out;
+}
+
 function collectRules(ns: pb.NamespaceBase, out: Map<string, HttpRule[]>, nameOf: (abs: string) => string): void {
   for (const obj of ns.nestedArray) {
     if (obj instanceof pb.Service) {
@@ -213,7 +234,8 @@ function rulesFromOptions(m: DescMethod, httpRuleDesc: DescMessage, where: strin
   const rules: HttpRule[] = [];
   for (const u of unknown) {
     if (u.no !== HTTP_RULE_EXTENSION_NUMBER) continue;
-    const msg = fromBinary(httpRuleDesc, u.data);
+    // Unknown length-delimited fields keep their length prefix.
+    const msg = fromBinary(httpRuleDesc, new BinaryReader(u.data).bytes());
     const obj = toJson(httpRuleDesc, msg, { useProtoFieldName: true }) as Record<string, unknown>;
     rules.push(...normalizeRule(obj, where));
   }
