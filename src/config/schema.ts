@@ -54,6 +54,23 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(true),
     })
     .prefault({}),
+  /** Health, readiness and metrics, on a listener of their own so probes never queue behind traffic. */
+  admin: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: port.default(9901),
+      enabled: z.boolean().default(true),
+    })
+    .prefault({}),
+  /** Graceful drain on SIGTERM/SIGINT. */
+  shutdown: z
+    .strictObject({
+      /** Readiness fails at once; listeners keep accepting for this long so endpoint removal can propagate. */
+      drainDelayMs: z.number().int().min(0).default(5_000),
+      /** In-flight requests and streams get this long to finish, then are cancelled with UNAVAILABLE. */
+      timeoutMs: z.number().int().min(0).default(30_000),
+    })
+    .prefault({}),
   protos: z.strictObject({
     /** Searched in order for imports, like protoc -I; the bundled googleapis protos come last. */
     includeDirs: z.array(z.string().min(1)).default([]),

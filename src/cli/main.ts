@@ -1,0 +1,66 @@
+/**
+ * protogate [serve] --config <file>     start the gateway (default command)
+ * protogate routes  --config <file>     print the route table and exit
+ */
+import { parseArgs } from 'node:util';
+import path from 'node:path';
+import { StartupError } from '../errors/index.ts';
+import { loadConfigFile } from '../config/index.ts';
+import { createGateway } from '../gateway.ts';
+import { formatRouteTable } from './routes-table.ts';
+
+const USAGE = `Usage:
+  protogate [serve] [--config <file>]   start the gateway (default config: ./gateway.config.ts)
+  protogate routes  [--config <file>]   print the route table (HTTP method, template, gRPC method, source file)
+  protogate --help`;
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    });
+  } catch (err) {
+    process.stderr.write(`protogate: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const command = parsed.positionals[0] ?? 'serve';
+  if (!['serve', 'routes'].includes(command) || parsed.positionals.length > 1) {
+    process.stderr.write(`protogate: unknown command "${parsed.positionals.join(' ')}"\n${USAGE}\n`);
+    return 2;
+  }
+  const configFile = path.resolve(parsed.values.config ?? 'gateway.config.ts');
+  try {
+    const config = await loadConfigFile(configFile);
+    if (command === 'routes') config.log.level = 'silent';
+    const gateway = createGateway(config, { configFile });
+    if (command === 'routes') {
+      process.stdout.write(formatRouteTable(gateway.routes.router.routes()));
+      await gateway.close();
+      return 0;
+    }
+    await gateway.start();
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        gateway.logger.info({ signal }, 'shutting down');
+        gateway.close().then(resolve, resolve);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    return 0;
+  } catch (err) {
+    if (err instanceof StartupError) {
+      process.stderr.write(`protogate: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`protogate: ${(err as Error)?.stack ?? String(err)}\n`);
+    return 1;
+  }
+}

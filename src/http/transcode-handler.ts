@@ -1,0 +1,173 @@
+/**
+ * One REST request -> one gRPC call -> one HTTP response. Everything here is per request; everything derivable
+ * from config and protos was compiled into the RouteEntry at startup.
+ */
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import type { FileRegistry } from '@bufbuild/protobuf';
+import { Code, GatewayError, httpStatusFromCode, type StatusJson } from '../errors/index.ts';
+import type { GrpcInvoker } from '../upstream/grpc-invoker.ts';
+import { statusBody } from '../transcode/status.ts';
+import type { RouteEntry } from './routes.ts';
+import { metadataHeaders, parseGrpcTimeout, requestMetadata, type MetadataPolicy } from './metadata.ts';
+
+export interface HandlerContext {
+  registry: FileRegistry;
+  invokers: Map<string, GrpcInvoker>;
+  timeouts: Map<string, number>;
+  metadata: MetadataPolicy;
+}
+
+export interface TranscodeRequest {
+  entry: RouteEntry;
+  params: ReadonlyArray<{ fieldPath: readonly string[]; value: string }>;
+  query: string;
+  body: Buffer | undefined;
+  headers: IncomingHttpHeaders;
+  remoteAddress: string | undefined;
+  /** The raw response: unary answers are written whole, streams are written with backpressure. */
+  res: ServerResponse;
+}
+
+export async function handleTranscode(ctx: HandlerContext, req: TranscodeRequest): Promise<void> {
+  const { entry, res } = req;
+  const contentType = req.headers['content-type'];
+  const requestBytes = Buffer.from(entry.request.transcode({ params: req.params, query: req.query, body: req.body, contentType }));
+  const invoker = entry.backend ? ctx.invokers.get(entry.backend) : undefined;
+  if (!invoker) {
+    throw new GatewayError(Code.UNAVAILABLE, `no backend serves ${entry.method.service}`);
+  }
+  const metadata = requestMetadata(req.headers, ctx.metadata, req.remoteAddress);
+  const deadline = callDeadline(req.headers['grpc-timeout'], ctx.timeouts.get(invoker.backend) ?? 0);
+
+  if (entry.method.kind === 'server_streaming') {
+    await streamResponse(ctx, entry, invoker, requestBytes, metadata, deadline, res);
+    return;
+  }
+
+  // A client that goes away cancels the call: 'close' on the response before it finished means the socket died.
+  const abort = new AbortController();
+  const onClose = (): void => { if (!res.writableFinished) abort.abort(); };
+  res.on('close', onClose);
+  try {
+    const result = await invoker.unary(entry.method.path, requestBytes, { metadata, deadline }, abort.signal);
+    const out = entry.response.body(result.message);
+    writeHeaders(res, 200, out.contentType, result.headers, result.trailers);
+    res.end(out.body);
+  } catch (err) {
+    if (abort.signal.aborted) return;
+    const status = grpcErrorStatus(ctx.registry, err);
+    sendStatus(res, status, (err as grpc.ServiceError).metadata);
+  } finally {
+    res.off('close', onClose);
+  }
+}
+
+function callDeadline(header: string | string[] | undefined, backendTimeoutMs: number): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  let ms = backendTimeoutMs > 0 ? backendTimeoutMs : Infinity;
+  if (value !== undefined) ms = Math.min(ms, parseGrpcTimeout(value));
+  return ms === Infinity ? undefined : Date.now() + ms;
+}
+
+function writeHeaders(res: ServerResponse, status: number, contentType: string, headers?: grpc.Metadata, trailers?: grpc.Metadata): void {
+  res.statusCode = status;
+  res.setHeader('content-type', contentType);
+  for (const [k, v] of Object.entries(metadataHeaders(headers, 'Grpc-Metadata-'))) res.setHeader(k, v);
+  for (const [k, v] of Object.entries(metadataHeaders(trailers, 'Grpc-Trailer-'))) res.setHeader(k, v);
+}
+
+export function sendStatus(res: ServerResponse, status: StatusJson & { httpStatus?: number; headers?: Record<string, string> }, trailers?: grpc.Metadata): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ code: status.code, message: status.message, details: status.details });
+  writeHeaders(res, status.httpStatus ?? httpStatusFromCode(status.code), 'application/json', undefined, trailers);
+  for (const [k, v] of Object.entries(status.headers ?? {})) res.setHeader(k, v);
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.end(body);
+}
+
+/** A grpc-js error -> google.rpc.Status JSON, with details decoded from grpc-status-details-bin. */
+function grpcErrorStatus(registry: FileRegistry, err: unknown): StatusJson {
+  if (err instanceof GatewayError) return err.toStatusJson();
+  const e = err as Partial<grpc.ServiceError>;
+  if (typeof e.code !== 'number') return { code: Code.INTERNAL, message: 'internal error', details: [] };
+  // grpc-js words a deadline it enforced itself with LB timings and the backend's address: not for clients.
+  if (e.code === grpc.status.DEADLINE_EXCEEDED && e.details?.startsWith('Deadline exceeded after')) {
+    return { code: e.code, message: "deadline exceeded (Grpc-Timeout header or the backend's timeoutMs)", details: [] };
+  }
+  const bin = e.metadata?.get('grpc-status-details-bin')[0];
+  return statusBody(e.code, e.details ?? '', typeof bin === 'string' ? Buffer.from(bin, 'base64') : bin, registry);
+}
+
+/**
+ * Server streaming as NDJSON. The HTTP status waits for the first message (or the status): a stream that fails
+ * before any data gets a real HTTP error; after data, a last `{"error": ...}` line. Backpressure: when the socket
+ * buffer is full the gRPC stream is paused, which stops grpc-js reading and so the HTTP/2 window to the backend.
+ */
+function streamResponse(ctx: HandlerContext, entry: RouteEntry, invoker: GrpcInvoker, request: Buffer,
+  metadata: grpc.Metadata, deadline: number | undefined, res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const call = invoker.serverStream(entry.method.path, request, { metadata, deadline });
+    let headers: grpc.Metadata | undefined;
+    let started = false;
+    let failure: unknown;
+    let done = false;
+    const start = (first?: Buffer): void => {
+      if (started) return;
+      started = true;
+      // HttpBody streams take their content type from the first message.
+      const type = first ? entry.response.streamContentTypeOf(first) : entry.response.streamContentType;
+      writeHeaders(res, 200, type, headers);
+    };
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      res.off('close', onClose);
+      res.off('drain', onDrain);
+      if (failure !== undefined) {
+        const status = grpcErrorStatus(ctx.registry, failure);
+        if (!started) sendStatus(res, status, (failure as grpc.ServiceError).metadata);
+        else res.end(JSON.stringify({ error: status }) + '\n');
+      } else {
+        start();
+        res.end();
+      }
+      resolve();
+    };
+    const onDrain = (): void => { call.resume(); };
+    const onClose = (): void => {
+      if (!res.writableFinished && !done) {
+        done = true;
+        call.cancel();
+        resolve();
+      }
+    };
+    res.on('close', onClose);
+    res.on('drain', onDrain);
+    call.on('metadata', (md) => { headers = md; });
+    call.on('data', (msg: Buffer) => {
+      if (done) return;
+      let chunk: string | Buffer;
+      try {
+        chunk = entry.response.streamChunk(msg);
+      } catch (err) {
+        failure = err instanceof GatewayError ? err : new GatewayError(Code.INTERNAL, 'cannot encode response message', { cause: err });
+        call.cancel();
+        finish();
+        return;
+      }
+      start(msg);
+      if (!res.write(chunk)) call.pause();
+    });
+    // grpc-js may report the status before buffered messages were delivered: end only on 'end'.
+    call.on('error', (err) => {
+      if ((err as grpc.ServiceError).code === grpc.status.CANCELLED && done) return;
+      failure = err;
+    });
+    call.on('end', finish);
+    call.on('close', () => { if (failure !== undefined) finish(); });
+  });
+}
