@@ -16,7 +16,7 @@ const endpoint = z.string().regex(ENDPOINT, {
 });
 
 /** A fully-qualified service name ("acme.billing.v1.Invoices") or a package wildcard ("acme.billing.*"). */
-const SERVICE = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?:\.\*)?$|^\*$/;
+const SERVICE = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?:\.\*)?$/;
 const serviceName = z.string().regex(SERVICE, {
   message: 'expected a fully-qualified service name such as "library.v1.LibraryService" or a wildcard "library.*"',
 });
@@ -30,7 +30,7 @@ export const backendSchema = z.strictObject({
   services: z.array(serviceName).default([]),
   /** At least one endpoint. */
   endpoints: z.array(endpoint).min(1, { message: 'a backend needs at least one endpoint ("host:port")' }),
-  /** Default deadline of a transcoded call when the request carries no Grpc-Timeout. 0 = none. */
+  /** Default deadline of a transcoded unary call without Grpc-Timeout (streams get none by default). 0 = none. */
   timeoutMs: z.number().int().min(0).default(30_000),
   /** Receives calls for services no backend names (passthrough port). */
   default: z.boolean().default(false),

@@ -11,6 +11,7 @@ import { parseTemplate, RouterBuilder, type Router, type RouteConflict } from '.
 import { compileRequest, type RequestTranscoder } from '../transcode/request.ts';
 import { compileResponse, type ResponseTranscoder } from '../transcode/response.ts';
 import type { ResolvedConfig } from '../config/index.ts';
+import { buildServiceMatcher } from '../upstream/service-matcher.ts';
 
 export interface RouteEntry {
   method: MethodInfo;
@@ -34,32 +35,18 @@ export interface RouteTable {
   registry: FileRegistry;
 }
 
-/** Which backend serves a service: an exact name beats the longest `pkg.*` wildcard, which beats the default. */
-export function backendForService(config: ResolvedConfig, service: string): string | undefined {
-  let best: { name: string; len: number } | undefined;
-  for (const b of config.backends) {
-    for (const s of b.services) {
-      if (s === service) return b.name;
-      if (s === '*' || (s.endsWith('.*') && service.startsWith(s.slice(0, -1)))) {
-        const len = s.length;
-        if (!best || len > best.len) best = { name: b.name, len };
-      }
-    }
-  }
-  return best?.name ?? config.backends.find((b) => b.default)?.name;
-}
-
 export function buildRouteTable(protos: ProtoSet, config: ResolvedConfig, configFile: string): RouteTable {
   const t = config.transcoding;
   const builder = new RouterBuilder<RouteEntry>();
   const httpMethods = new Set<string>();
   const unserved = new Map<string, string>();
+  const backendOf = buildServiceMatcher(config.backends);
   const skipped: string[] = [];
   let count = 0;
 
   for (const method of protos.methods) {
     if (method.rules.length === 0) continue;
-    const backend = backendForService(config, method.service);
+    const backend = backendOf(method.service)?.name;
     if (!backend) unserved.set(method.service, method.file);
     if (method.kind === 'client_streaming' || method.kind === 'bidi_streaming') {
       // grpc-gateway maps these to newline-delimited request bodies; we do not (yet): say so instead of guessing.

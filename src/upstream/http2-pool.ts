@@ -1,0 +1,237 @@
+/**
+ * Pooled HTTP/2 client sessions to ONE upstream endpoint ("host:port").
+ *
+ * `request(headers)` hands out a stream on a ready session with room under the backend's MAX_CONCURRENT_STREAMS;
+ * when every session is full it opens another (up to `maxSessions`), and queues the request meanwhile. Unlike
+ * grpc-js, which queues calls on one connection when the backend's limit is reached, this spreads them over
+ * sessions. Load balancing across endpoints, health and resolution live above this class: it never picks
+ * endpoints and never retries on its own.
+ *
+ * The streams it returns are plain node:http2 ClientHttp2Streams: callers pipe them and own their lifecycle.
+ */
+import type { ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
+import { Code, GatewayError } from '../errors/index.ts';
+import { Http2UpstreamSession } from './http2-session.ts';
+import type { Http2SessionSettings, Http2SessionState, Http2UpstreamTls } from './http2-session.ts';
+
+export type { Http2UpstreamTls, Http2SessionState } from './http2-session.ts';
+export { splitHostPort } from './http2-session.ts';
+
+export interface Http2PoolOptions {
+  /** TLS (with ALPN h2) towards the endpoint; default: h2c with prior knowledge. */
+  tls?: Http2UpstreamTls;
+  /** Time allowed for TCP + TLS + the backend's first SETTINGS frame. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /**
+   * Interval between keepalive PINGs; 0 disables. Default 300000 ms (5 min), the smallest interval gRPC servers
+   * accept by default without a "too_many_pings" GOAWAY. gRPC core: GRPC_ARG_KEEPALIVE_TIME_MS.
+   */
+  keepaliveTimeMs?: number;
+  /** A PING unanswered this long kills the session. Default 20000 ms. gRPC core: GRPC_ARG_KEEPALIVE_TIMEOUT_MS. */
+  keepaliveTimeoutMs?: number;
+  /** Also ping sessions without open streams. Default false. gRPC core: GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS. */
+  keepalivePermitWithoutCalls?: boolean;
+  /** A session without streams for this long is closed; 0 keeps it. Default 300000 ms. gRPC core: GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS. */
+  idleTimeoutMs?: number;
+  /** Per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE). Default 1 MiB; Node's 64 KiB costs ~30% throughput. */
+  initialWindowSize?: number;
+  /** Connection-level receive window, raised with setLocalWindowSize() once connected. Default 4 MiB. */
+  connectionWindowSize?: number;
+  /** Node's maxSessionMemory in MB. Default 1024: backpressure, not this cap, bounds memory (see http2-session.ts). */
+  maxSessionMemoryMb?: number;
+  /** Largest response header/trailer block accepted from the backend (SETTINGS_MAX_HEADER_LIST_SIZE). Default 64 KiB. */
+  maxHeaderListSize?: number;
+  /** Sessions this pool may hold open at once (including draining ones). Default 16. */
+  maxSessions?: number;
+}
+
+export interface Http2RequestOptions extends ClientSessionRequestOptions {
+  /** Aborting removes a queued request (the promise rejects with CANCELLED); it does not touch an opened stream. */
+  signal?: AbortSignal;
+}
+
+export interface Http2PoolStats {
+  endpoint: string;
+  sessions: Array<{ state: Http2SessionState; activeStreams: number; maxConcurrentStreams: number; streamsOpened: number }>;
+  queued: number;
+  sessionsOpened: number;
+}
+
+interface Waiter {
+  headers: OutgoingHttpHeaders;
+  options: ClientSessionRequestOptions | undefined;
+  resolve(stream: ClientHttp2Stream): void;
+  reject(err: Error): void;
+  cleanup(): void;
+}
+
+export const HTTP2_POOL_DEFAULTS = {
+  connectTimeoutMs: 5_000,
+  keepaliveTimeMs: 300_000,
+  keepaliveTimeoutMs: 20_000,
+  keepalivePermitWithoutCalls: false,
+  idleTimeoutMs: 300_000,
+  initialWindowSize: 1 << 20,
+  connectionWindowSize: 4 << 20,
+  maxSessionMemoryMb: 1024,
+  maxHeaderListSize: 64 << 10,
+  maxSessions: 16,
+} as const;
+
+export class Http2Pool {
+  readonly endpoint: string;
+  #settings: Http2SessionSettings;
+  #maxSessions: number;
+  #sessions = new Set<Http2UpstreamSession>();
+  #queue: Waiter[] = [];
+  #closed = false;
+  #sessionsOpened = 0;
+  #closeWaiters: Array<() => void> = [];
+
+  constructor(endpoint: string, options: Http2PoolOptions = {}) {
+    this.endpoint = endpoint;
+    const d = HTTP2_POOL_DEFAULTS;
+    this.#settings = {
+      tls: options.tls,
+      connectTimeoutMs: options.connectTimeoutMs ?? d.connectTimeoutMs,
+      keepaliveTimeMs: options.keepaliveTimeMs ?? d.keepaliveTimeMs,
+      keepaliveTimeoutMs: options.keepaliveTimeoutMs ?? d.keepaliveTimeoutMs,
+      keepalivePermitWithoutCalls: options.keepalivePermitWithoutCalls ?? d.keepalivePermitWithoutCalls,
+      idleTimeoutMs: options.idleTimeoutMs ?? d.idleTimeoutMs,
+      initialWindowSize: options.initialWindowSize ?? d.initialWindowSize,
+      connectionWindowSize: options.connectionWindowSize ?? d.connectionWindowSize,
+      maxSessionMemoryMb: options.maxSessionMemoryMb ?? d.maxSessionMemoryMb,
+      maxHeaderListSize: options.maxHeaderListSize ?? d.maxHeaderListSize,
+    };
+    this.#maxSessions = options.maxSessions ?? d.maxSessions;
+  }
+
+  /**
+   * Opens a stream to the endpoint. `headers` are sent as given (pseudo-headers included; `:authority` defaults to
+   * the endpoint). Rejects with a GatewayError: UNAVAILABLE when no session could be established, CANCELLED when
+   * `options.signal` aborts first.
+   */
+  request(headers: OutgoingHttpHeaders, options: Http2RequestOptions = {}): Promise<ClientHttp2Stream> {
+    const { signal, ...requestOptions } = options;
+    return new Promise((resolve, reject) => {
+      if (this.#closed) {
+        reject(new GatewayError(Code.UNAVAILABLE, `upstream pool for ${this.endpoint} is closed`));
+        return;
+      }
+      if (signal?.aborted) {
+        reject(new GatewayError(Code.CANCELLED, 'request cancelled before it was sent upstream'));
+        return;
+      }
+      const onAbort = (): void => {
+        const i = this.#queue.indexOf(waiter);
+        if (i >= 0) this.#queue.splice(i, 1);
+        reject(new GatewayError(Code.CANCELLED, 'request cancelled before it was sent upstream'));
+      };
+      const waiter: Waiter = {
+        headers,
+        options: requestOptions,
+        resolve,
+        reject,
+        cleanup: () => signal?.removeEventListener('abort', onAbort),
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#queue.push(waiter);
+      this.#pump();
+    });
+  }
+
+  stats(): Http2PoolStats {
+    return {
+      endpoint: this.endpoint,
+      sessions: [...this.#sessions].map((s) => s.stats()),
+      queued: this.#queue.length,
+      sessionsOpened: this.#sessionsOpened,
+    };
+  }
+
+  /**
+   * Stops taking requests, lets open streams finish for `graceMs` (default 0: close now), then destroys what is left.
+   */
+  async close(options: { graceMs?: number } = {}): Promise<void> {
+    this.#closed = true;
+    for (const w of this.#queue.splice(0)) {
+      w.cleanup();
+      w.reject(new GatewayError(Code.UNAVAILABLE, `upstream pool for ${this.endpoint} is closing`));
+    }
+    if (this.#sessions.size === 0) return;
+    const done = new Promise<void>((resolve) => this.#closeWaiters.push(resolve));
+    for (const s of this.#sessions) s.drain();
+    const grace = options.graceMs ?? 0;
+    const timer = setTimeout(() => {
+      for (const s of this.#sessions) s.destroy();
+    }, grace);
+    await done;
+    clearTimeout(timer);
+  }
+
+  #pump(): void {
+    while (this.#queue.length > 0) {
+      const session = this.#pick();
+      if (!session) {
+        if (this.#shouldConnect()) this.#connect();
+        return;
+      }
+      const waiter = this.#queue.shift()!;
+      waiter.cleanup();
+      try {
+        waiter.resolve(session.open(waiter.headers, waiter.options));
+      } catch {
+        // The session drained itself (ids exhausted or going away): the waiter goes back for another session.
+        this.#queue.unshift(waiter);
+      }
+    }
+  }
+
+  /** The ready session with the most free slots keeps streams packed on few connections but not on a full one. */
+  #pick(): Http2UpstreamSession | undefined {
+    let best: Http2UpstreamSession | undefined;
+    for (const s of this.#sessions) {
+      if (!s.hasCapacity()) continue;
+      if (!best || s.maxConcurrentStreams - s.activeStreams > best.maxConcurrentStreams - best.activeStreams) best = s;
+    }
+    return best;
+  }
+
+  /** One connection attempt at a time: its SETTINGS tell us how many streams it takes before we open more. */
+  #shouldConnect(): boolean {
+    let live = 0;
+    for (const s of this.#sessions) {
+      if (s.state === 'connecting') return false;
+      if (s.state !== 'closed') live++;
+    }
+    return live < this.#maxSessions;
+  }
+
+  #connect(): void {
+    this.#sessionsOpened++;
+    const session = new Http2UpstreamSession(this.endpoint, this.#settings, {
+      onCapacity: () => this.#pump(),
+      onClosed: (s, error) => this.#onSessionClosed(s, error),
+    });
+    this.#sessions.add(session);
+  }
+
+  #onSessionClosed(session: Http2UpstreamSession, error: Error | undefined): void {
+    this.#sessions.delete(session);
+    if (this.#closed) {
+      if (this.#sessions.size === 0) for (const resolve of this.#closeWaiters.splice(0)) resolve();
+      return;
+    }
+    const othersUsable = [...this.#sessions].some((s) => s.state === 'ready' || s.state === 'connecting');
+    if (error && !othersUsable && this.#queue.length > 0) {
+      // The endpoint is unreachable: fail fast rather than reconnect in a loop. Backoff belongs to the balancer.
+      const reason = error.message || String(error);
+      for (const w of this.#queue.splice(0)) {
+        w.cleanup();
+        w.reject(new GatewayError(Code.UNAVAILABLE, `cannot reach ${this.endpoint}: ${reason}`, { cause: error }));
+      }
+      return;
+    }
+    this.#pump();
+  }
+}

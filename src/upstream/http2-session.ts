@@ -1,0 +1,284 @@
+/**
+ * One pooled HTTP/2 client session to one upstream endpoint, and its lifecycle.
+ *
+ * State machine (the pool reads `state` and `hasCapacity()`; nothing else decides where a stream goes):
+ *
+ *   connecting ──first SETTINGS ('remoteSettings')──▶ ready ──GOAWAY received / stream ids exhausted──▶ draining
+ *       │                                               │     / idle timeout / pool closing                 │
+ *       │ connect error, connect timeout                │ socket error, keepalive ping timeout              │ last open
+ *       ▼                                               ▼                                                   ▼ stream closes
+ *     closed ◀──────────────────────────────────────── closed ◀────────────────────────────────────────── closed
+ *
+ * - Streams are opened only in `ready`: a stream opened before the peer's SETTINGS is refused (REFUSED_STREAM) beyond
+ *   its MAX_CONCURRENT_STREAMS, and we would not know that limit yet.
+ * - `draining` takes no new streams but lets the open ones finish: that is how a backend's graceful GOAWAY and our
+ *   own shutdown stay invisible to in-flight calls.
+ * - `closed` is final; the pool forgets the session and opens a new one when it needs capacity.
+ */
+import http2 from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
+import type { SecureClientSessionOptions } from 'node:http2';
+
+export type Http2SessionState = 'connecting' | 'ready' | 'draining' | 'closed';
+
+/** TLS towards an upstream. Without it the pool speaks h2c (prior knowledge, no upgrade). */
+export interface Http2UpstreamTls {
+  /** PEM CA bundle to verify the backend; default: Node's root store. */
+  ca?: string | Buffer;
+  /** PEM client certificate and key, for backends that require mTLS. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** SNI and certificate name to verify; default: the endpoint host. */
+  serverName?: string;
+  /** Default true. Turn off only for tests against self-signed backends without a CA at hand. */
+  rejectUnauthorized?: boolean;
+}
+
+/** Fully resolved session settings (the pool fills in defaults; see Http2PoolOptions for their documentation). */
+export interface Http2SessionSettings {
+  tls: Http2UpstreamTls | undefined;
+  connectTimeoutMs: number;
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  keepalivePermitWithoutCalls: boolean;
+  idleTimeoutMs: number;
+  initialWindowSize: number;
+  connectionWindowSize: number;
+  maxSessionMemoryMb: number;
+  maxHeaderListSize: number;
+}
+
+export interface Http2SessionEvents {
+  /** Capacity may have appeared: the session became ready, a stream closed, or the peer raised its limit. */
+  onCapacity(session: Http2UpstreamSession): void;
+  /** The session reached `closed`. `error` is set when it never became ready or died abnormally. */
+  onClosed(session: Http2UpstreamSession, error: Error | undefined): void;
+}
+
+export class Http2UpstreamSession {
+  readonly endpoint: string;
+  #state: Http2SessionState = 'connecting';
+  #session: ClientHttp2Session;
+  #settings: Http2SessionSettings;
+  #events: Http2SessionEvents;
+  #active = 0;
+  #maxStreams = Number.POSITIVE_INFINITY;
+  #streamsOpened = 0;
+  #error: Error | undefined;
+  #connectTimer: NodeJS.Timeout | undefined;
+  #keepaliveTimer: NodeJS.Timeout | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
+  #goawayReceived = false;
+
+  constructor(endpoint: string, settings: Http2SessionSettings, events: Http2SessionEvents) {
+    this.endpoint = endpoint;
+    this.#settings = settings;
+    this.#events = events;
+    const { host, port } = splitHostPort(endpoint);
+    const tls = settings.tls;
+    const authority = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const options: SecureClientSessionOptions = {
+      settings: {
+        initialWindowSize: settings.initialWindowSize,
+        enablePush: false,
+          maxHeaderListSize: settings.maxHeaderListSize,
+      },
+      // Node's 10 MB default makes a session refuse new streams (ENHANCE_YOUR_CALM) after one large write that has
+      // not been flushed yet. Memory is bounded by flow control and pipe() backpressure instead, so the cap only
+      // needs to stay out of the way.
+      maxSessionMemory: settings.maxSessionMemoryMb,
+      maxHeaderListPairs: 512,
+    };
+    if (tls) {
+      options.ALPNProtocols = ['h2'];
+      if (tls.ca !== undefined) options.ca = tls.ca;
+      if (tls.cert !== undefined) options.cert = tls.cert;
+      if (tls.key !== undefined) options.key = tls.key;
+      options.servername = tls.serverName ?? (isIp(host) ? undefined : host);
+      options.rejectUnauthorized = tls.rejectUnauthorized ?? true;
+    }
+    const session = http2.connect(authority, options);
+    this.#session = session;
+    this.#connectTimer = setTimeout(() => {
+      this.#fail(new Error(`connect to ${endpoint} timed out after ${settings.connectTimeoutMs} ms`));
+    }, settings.connectTimeoutMs);
+    session.on('remoteSettings', (remote) => this.#onRemoteSettings(remote.maxConcurrentStreams));
+    session.on('goaway', () => {
+      // Node itself closes the session after a NO_ERROR GOAWAY (open streams continue) and destroys it after an
+      // error GOAWAY; either way no new stream may go here.
+      this.#goawayReceived = true;
+      this.drain();
+    });
+    session.on('error', (err) => this.#fail(err));
+    session.on('close', () => this.#onClose());
+    // Keep the process alive only while streams are open; an idle pooled session must not block exit.
+    session.unref();
+  }
+
+  get state(): Http2SessionState {
+    return this.#state;
+  }
+
+  get activeStreams(): number {
+    return this.#active;
+  }
+
+  get maxConcurrentStreams(): number {
+    return this.#maxStreams;
+  }
+
+  get goawayReceived(): boolean {
+    return this.#goawayReceived;
+  }
+
+  hasCapacity(): boolean {
+    return this.#state === 'ready' && this.#active < this.#maxStreams;
+  }
+
+  /** Opens a stream. Throws when the session cannot take it (the pool then drains it and tries another). */
+  open(headers: OutgoingHttpHeaders, options: ClientSessionRequestOptions | undefined): ClientHttp2Stream {
+    if (!this.hasCapacity()) throw new Error(`session to ${this.endpoint} is ${this.#state}`);
+    let stream: ClientHttp2Stream;
+    try {
+      stream = this.#session.request(headers, options);
+    } catch (err) {
+      // ERR_HTTP2_OUT_OF_STREAMS after 2^31 stream ids, or the session went away between checks.
+      this.drain();
+      throw err;
+    }
+    this.#active++;
+    this.#streamsOpened++;
+    if (this.#active === 1) this.#onBusy();
+    stream.once('close', () => {
+      this.#active--;
+      if (this.#active === 0) this.#onIdle();
+      if (this.#state === 'draining' && this.#active === 0) this.#session.close();
+      this.#events.onCapacity(this);
+    });
+    return stream;
+  }
+
+  /** Stop taking streams; close the connection once the open ones are done. */
+  drain(): void {
+    if (this.#state === 'closed' || this.#state === 'draining') return;
+    const wasConnecting = this.#state === 'connecting';
+    this.#state = 'draining';
+    // An unref'd socket would let the process exit halfway through the GOAWAY exchange.
+    this.#session.ref();
+    this.#clearTimers();
+    if (wasConnecting || this.#active === 0) this.#session.close();
+  }
+
+  /** Close now; open streams fail. */
+  destroy(error?: Error): void {
+    if (this.#state === 'closed') return;
+    if (error) this.#error ??= error;
+    this.#session.ref();
+    this.#session.destroy(error);
+  }
+
+  stats(): { state: Http2SessionState; activeStreams: number; maxConcurrentStreams: number; streamsOpened: number } {
+    return {
+      state: this.#state,
+      activeStreams: this.#active,
+      maxConcurrentStreams: this.#maxStreams,
+      streamsOpened: this.#streamsOpened,
+    };
+  }
+
+  #onRemoteSettings(maxConcurrentStreams: number | undefined): void {
+    // Absent means "no limit" (RFC 9113 §6.5.2); a peer may change it at any time.
+    this.#maxStreams = maxConcurrentStreams ?? Number.POSITIVE_INFINITY;
+    if (this.#state === 'connecting') {
+      clearTimeout(this.#connectTimer);
+      this.#connectTimer = undefined;
+      this.#state = 'ready';
+      // The connection window is a session-level setting with no SETTINGS entry: it has to be raised explicitly.
+      if (this.#settings.connectionWindowSize > 65_535) {
+        this.#session.setLocalWindowSize(this.#settings.connectionWindowSize);
+      }
+      this.#onIdle();
+    }
+    this.#events.onCapacity(this);
+  }
+
+  /** Keepalive runs while streams are open (gRPC core: GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS=0). */
+  #onBusy(): void {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    this.#session.ref();
+    if (!this.#settings.keepalivePermitWithoutCalls) this.#startKeepalive();
+  }
+
+  #onIdle(): void {
+    if (this.#state !== 'ready') return;
+    this.#session.unref();
+    if (!this.#settings.keepalivePermitWithoutCalls) this.#stopKeepalive();
+    else this.#startKeepalive();
+    if (this.#settings.idleTimeoutMs > 0) {
+      clearTimeout(this.#idleTimer);
+      this.#idleTimer = setTimeout(() => this.drain(), this.#settings.idleTimeoutMs);
+      this.#idleTimer.unref();
+    }
+  }
+
+  #startKeepalive(): void {
+    if (this.#keepaliveTimer || this.#settings.keepaliveTimeMs <= 0) return;
+    this.#keepaliveTimer = setInterval(() => this.#ping(), this.#settings.keepaliveTimeMs);
+    this.#keepaliveTimer.unref();
+  }
+
+  #stopKeepalive(): void {
+    clearInterval(this.#keepaliveTimer);
+    this.#keepaliveTimer = undefined;
+  }
+
+  #ping(): void {
+    if (this.#session.destroyed) return;
+    const timeout = setTimeout(() => {
+      this.#fail(new Error(`keepalive ping to ${this.endpoint} not answered within ${this.#settings.keepaliveTimeoutMs} ms`));
+    }, this.#settings.keepaliveTimeoutMs);
+    timeout.unref();
+    try {
+      this.#session.ping((err) => {
+        clearTimeout(timeout);
+        if (err && !this.#session.destroyed) this.#fail(err);
+      });
+    } catch (err) {
+      clearTimeout(timeout);
+      this.#fail(err as Error);
+    }
+  }
+
+  #fail(error: Error): void {
+    this.#error ??= error;
+    if (!this.#session.destroyed) this.#session.destroy(error);
+  }
+
+  #onClose(): void {
+    if (this.#state === 'closed') return;
+    const neverReady = this.#state === 'connecting';
+    this.#state = 'closed';
+    this.#clearTimers();
+    const error = this.#error ?? (neverReady ? new Error(`connection to ${this.endpoint} closed before SETTINGS`) : undefined);
+    this.#events.onClosed(this, error);
+  }
+
+  #clearTimers(): void {
+    clearTimeout(this.#connectTimer);
+    clearTimeout(this.#idleTimer);
+    this.#stopKeepalive();
+    this.#connectTimer = undefined;
+    this.#idleTimer = undefined;
+  }
+}
+
+export function splitHostPort(endpoint: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(endpoint) ?? /^([^:]+):(\d+)$/.exec(endpoint);
+  if (!m) throw new Error(`endpoint "${endpoint}" is not host:port`);
+  return { host: m[1], port: Number(m[2]) };
+}
+
+function isIp(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(':');
+}
