@@ -173,7 +173,7 @@ const ROWS: Row[] = [
     request: { method: 'GET', path: '/v1/shelves/s1/books/b1', headers: { authorization: 'Bearer t0k', 'grpc-metadata-tenant': 'acme', 'grpc-metadata-grpc-status': '0', cookie: 'c=1', 'x-forwarded-for': '10.9.8.7' } },
     upstream: { method: 'GetBook', message: { name: 'shelves/s1/books/b1' }, metadata: { authorization: 'Bearer t0k', tenant: 'acme', 'x-forwarded-for': '10.9.8.7, 127.0.0.1' } },
     reply: { response: book, headers: { 'x-served-by': 'b1' }, trailers: { 'x-cost': '3' } },
-    http: { status: 200, json: book, headers: { 'grpc-metadata-x-served-by': 'b1', 'grpc-trailer-x-cost': '3' } },
+    http: { status: 200, json: book, headers: { 'grpc-metadata-x-served-by': 'b1', 'grpc-trailer-x-cost': '3', 'grpc-metadata-date': '', 'grpc-metadata-content-type': '' } },
   },
   {
     name: 'takes raw bytes of any content type into an HttpBody request',

@@ -49,7 +49,7 @@ export async function main(argv: string[]): Promise<number> {
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         gateway.logger.info({ signal }, 'shutting down');
-        gateway.close().then(resolve, resolve);
+        gateway.shutdown().then(resolve, resolve);
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));

@@ -4,16 +4,22 @@
  * content-type parser so that Fastify never parses bodies itself: transcode/ does, exactly per proto3 JSON.
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyBaseLogger } from 'fastify';
+import { performance } from 'node:perf_hooks';
 import { Code, GatewayError, toGatewayError } from '../errors/index.ts';
 import { PathDecodeError } from '../routing/index.ts';
-import type { RouteTable } from './routes.ts';
-import { handleTranscode, sendStatus, type HandlerContext } from './transcode-handler.ts';
+import { accessLogLine, requestId as makeRequestId } from '../observability/access-log.ts';
+import { UNMATCHED_ROUTE, type HttpRouteMetrics, type Metrics } from '../observability/metrics.ts';
+import type { RouteEntry, RouteTable } from './routes.ts';
+import { handleTranscode, sendStatus, type HandlerContext, type Outcome } from './transcode-handler.ts';
 
 export interface HttpAppOptions {
   routes: RouteTable;
   context: HandlerContext;
   bodyLimit: number;
   logger: FastifyBaseLogger;
+  metrics: Metrics;
+  /** Requests in flight, for the graceful drain. */
+  inFlight: { count: number };
 }
 
 /** Methods Fastify knows without registration; custom-verb kinds from HTTP rules are added on top. */
@@ -39,54 +45,109 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     }
   }
 
+  // Metric label children per route are made once here, not per request.
+  const routeMetrics = new Map<RouteEntry, HttpRouteMetrics>();
+  for (const r of options.routes.router.routes()) {
+    routeMetrics.set(r.value, options.metrics.httpRoute(`${r.method} ${r.template}`, `${r.value.method.service}/${r.value.method.name}`));
+  }
+  const unmatched = options.metrics.httpRoute(UNMATCHED_ROUTE, '');
+  const templates = new Map(options.routes.router.routes().map((r) => [r.value, `${r.method} ${r.template}`]));
+
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const raw = request.raw;
-    const url = raw.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    const query = q < 0 ? '' : url.slice(q + 1);
+    const res = reply.raw;
+    const started = performance.now();
+    const reqId = makeRequestId(raw.headers);
+    const outcome: Outcome = { grpcCode: Code.UNKNOWN, resBytes: 0 };
+    const reqBytes = (request.body as Buffer | undefined)?.length ?? 0;
+    let entry: RouteEntry | undefined;
+    // The in-flight gauge has no labels: start on any handle, finish on the route's once it is known.
+    unmatched.start();
+    options.inFlight.count++;
+    reply.hijack();
+    res.setHeader('x-request-id', reqId);
+    // One access-log line and one metrics sample per request, however it ends (answer, error, disconnect).
+    res.once('close', () => {
+      options.inFlight.count--;
+      const status = res.writableFinished ? res.statusCode : 499;
+      const seconds = (performance.now() - started) / 1000;
+      const m = (entry && routeMetrics.get(entry)) ?? unmatched;
+      m.requestBytes(reqBytes);
+      m.responseBytes(outcome.resBytes);
+      m.finish(outcome.grpcCode, status, seconds);
+      request.log.info(accessLogLine({
+        method: request.method,
+        route: entry ? templates.get(entry) : undefined,
+        grpcMethod: entry ? `${entry.method.service}/${entry.method.name}` : undefined,
+        status,
+        grpcCode: outcome.grpcCode,
+        durationMs: seconds * 1000,
+        reqBytes,
+        resBytes: outcome.resBytes,
+        requestId: reqId,
+        remoteAddress: raw.socket.remoteAddress,
+        headers: raw.headers,
+      }), 'request');
+    });
+    try {
+      const url = raw.url ?? '/';
+      const q = url.indexOf('?');
+      const path = q < 0 ? url : url.slice(0, q);
+      const match = matchRoute(request.method, path);
+      entry = match.value;
+      await handleTranscode(options.context, {
+        entry,
+        params: match.params,
+        query: q < 0 ? '' : url.slice(q + 1),
+        body: request.body as Buffer | undefined,
+        headers: raw.headers,
+        remoteAddress: raw.socket.remoteAddress,
+        res,
+        requestId: reqId,
+        outcome,
+      });
+    } catch (err) {
+      const e = toGatewayError(err);
+      if (e.code === Code.INTERNAL) request.log.error({ err, requestId: reqId }, 'request failed');
+      outcome.grpcCode = e.code;
+      outcome.resBytes = sendStatus(res, { ...e.toStatusJson(), httpStatus: e.httpStatus, headers: e.headers });
+    }
+  };
+
+  function matchRoute(method: string, path: string) {
     let match;
     try {
-      match = options.routes.router.match(request.method, path);
+      match = options.routes.router.match(method, path);
     } catch (err) {
       if (err instanceof PathDecodeError) throw new GatewayError(Code.INVALID_ARGUMENT, err.message);
       throw err;
     }
     if (match.kind === 'not-found') {
-      throw new GatewayError(Code.NOT_FOUND, `no route for ${request.method} ${path}`);
+      throw new GatewayError(Code.NOT_FOUND, `no route for ${method} ${path}`);
     }
     if (match.kind === 'method-not-allowed') {
-      throw new GatewayError(Code.UNIMPLEMENTED, `method ${request.method} is not allowed for ${path}`, {
+      throw new GatewayError(Code.UNIMPLEMENTED, `method ${method} is not allowed for ${path}`, {
         httpStatus: 405,
         headers: { allow: match.allow.join(', ') },
       });
     }
-    reply.hijack();
-    try {
-      await handleTranscode(options.context, {
-        entry: match.value,
-        params: match.params,
-        query,
-        body: request.body as Buffer | undefined,
-        headers: raw.headers,
-        remoteAddress: raw.socket.remoteAddress,
-        res: reply.raw,
-      });
-    } catch (err) {
-      const e = toGatewayError(err);
-      if (e.code === Code.INTERNAL) request.log.error({ err }, 'transcoding failed');
-      sendStatus(reply.raw, { ...e.toStatusJson(), httpStatus: e.httpStatus, headers: e.headers });
-    }
-  };
+    return match;
+  }
 
   app.route({ method: [...methods], url: '*', exposeHeadRoute: false, handler });
   app.setNotFoundHandler(handler);
+  // Errors Fastify raises before our handler runs (body too large, bad Content-Length).
   app.setErrorHandler((err, request, reply) => {
     const e = fromFastifyError(err);
     if (e.code === Code.INTERNAL) request.log.error({ err }, 'request failed');
+    request.log.info(accessLogLine({
+      method: request.method, route: undefined, grpcMethod: undefined, status: e.httpStatus, grpcCode: e.code,
+      durationMs: 0, reqBytes: 0, resBytes: 0, requestId: makeRequestId(request.headers), remoteAddress: request.ip,
+      headers: request.headers,
+    }), 'request');
     for (const [k, v] of Object.entries(e.headers ?? {})) void reply.header(k, v);
     void reply.code(e.httpStatus).type('application/json').send(JSON.stringify(e.toStatusJson()));
   });

@@ -24,6 +24,9 @@ export interface MetadataPolicy {
   forwardHeaders: ReadonlySet<string>;
 }
 
+/** Always forwarded: W3C trace context (so traces cross the gateway) and the request id. */
+const TRACE_HEADERS = new Set(['traceparent', 'tracestate']);
+
 export function isForwardable(key: string): boolean {
   return !NEVER_FORWARDED.has(key) && !key.startsWith('grpc-') && !key.startsWith(':');
 }
@@ -33,14 +36,16 @@ export function requestMetadata(
   headers: Record<string, string | string[] | undefined>,
   policy: MetadataPolicy,
   remoteAddress: string | undefined,
+  requestId: string,
 ): grpc.Metadata {
   const md = new grpc.Metadata();
+  md.set('x-request-id', requestId);
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;
     let key: string | undefined;
     if (name.startsWith(METADATA_PREFIX)) key = name.slice(METADATA_PREFIX.length);
-    else if (name === 'authorization' || policy.forwardHeaders.has(name)) key = name;
-    if (!key || !isForwardable(key)) continue;
+    else if (name === 'authorization' || TRACE_HEADERS.has(name) || policy.forwardHeaders.has(name)) key = name;
+    if (!key || !isForwardable(key) || key === 'x-request-id') continue;
     for (const v of Array.isArray(value) ? value : [value]) {
       if (key.endsWith('-bin')) {
         const buf = Buffer.from(v, 'base64');
@@ -58,15 +63,17 @@ export function requestMetadata(
   return md;
 }
 
+/** HTTP/2 response headers that grpc-js hands over as metadata but that belong to the backend's HTTP layer. */
+const NOT_METADATA = new Set(['date', 'server', 'content-type', 'content-length', 'content-encoding', 'accept-encoding']);
+
 /** Response metadata -> HTTP headers with a prefix; binary values are sent base64 as gRPC-Web does. */
 export function metadataHeaders(md: grpc.Metadata | undefined, prefix: 'Grpc-Metadata-' | 'Grpc-Trailer-'): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   if (!md) return out;
-  for (const [key, values] of Object.entries(md.getMap())) {
-    if (key.startsWith('grpc-') || NEVER_FORWARDED.has(key)) continue;
+  for (const key of Object.keys(md.getMap())) {
+    if (key.startsWith('grpc-') || NEVER_FORWARDED.has(key) || NOT_METADATA.has(key)) continue;
     const all = md.get(key);
     out[prefix + key] = all.map((v) => (typeof v === 'string' ? v : Buffer.from(v).toString('base64')));
-    void values;
   }
   return out;
 }

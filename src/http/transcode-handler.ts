@@ -27,6 +27,14 @@ export interface TranscodeRequest {
   remoteAddress: string | undefined;
   /** The raw response: unary answers are written whole, streams are written with backpressure. */
   res: ServerResponse;
+  requestId: string;
+  /** Filled in as the request goes: what the access log and metrics report. */
+  outcome: Outcome;
+}
+
+export interface Outcome {
+  grpcCode: number;
+  resBytes: number;
 }
 
 export async function handleTranscode(ctx: HandlerContext, req: TranscodeRequest): Promise<void> {
@@ -37,11 +45,14 @@ export async function handleTranscode(ctx: HandlerContext, req: TranscodeRequest
   if (!invoker) {
     throw new GatewayError(Code.UNAVAILABLE, `no backend serves ${entry.method.service}`);
   }
-  const metadata = requestMetadata(req.headers, ctx.metadata, req.remoteAddress);
-  const deadline = callDeadline(req.headers['grpc-timeout'], ctx.timeouts.get(invoker.backend) ?? 0);
+  const metadata = requestMetadata(req.headers, ctx.metadata, req.remoteAddress, req.requestId);
+  // A backend's default timeout bounds unary calls; a stream (a watch, a download) may rightly run for hours, so it
+  // gets a deadline only when the client asks for one with Grpc-Timeout.
+  const streaming = entry.method.kind === 'server_streaming';
+  const deadline = callDeadline(req.headers['grpc-timeout'], streaming ? 0 : ctx.timeouts.get(invoker.backend) ?? 0);
 
-  if (entry.method.kind === 'server_streaming') {
-    await streamResponse(ctx, entry, invoker, requestBytes, metadata, deadline, res);
+  if (streaming) {
+    await streamResponse(ctx, entry, invoker, requestBytes, metadata, deadline, res, req.outcome);
     return;
   }
 
@@ -53,11 +64,17 @@ export async function handleTranscode(ctx: HandlerContext, req: TranscodeRequest
     const result = await invoker.unary(entry.method.path, requestBytes, { metadata, deadline }, abort.signal);
     const out = entry.response.body(result.message);
     writeHeaders(res, 200, out.contentType, result.headers, result.trailers);
+    req.outcome.grpcCode = 0;
+    req.outcome.resBytes = Buffer.byteLength(out.body);
     res.end(out.body);
   } catch (err) {
-    if (abort.signal.aborted) return;
+    if (abort.signal.aborted) {
+      req.outcome.grpcCode = Code.CANCELLED;
+      return;
+    }
     const status = grpcErrorStatus(ctx.registry, err);
-    sendStatus(res, status, (err as grpc.ServiceError).metadata);
+    req.outcome.grpcCode = status.code;
+    req.outcome.resBytes = sendStatus(res, status, (err as grpc.ServiceError).metadata);
   } finally {
     res.off('close', onClose);
   }
@@ -77,16 +94,19 @@ function writeHeaders(res: ServerResponse, status: number, contentType: string, 
   for (const [k, v] of Object.entries(metadataHeaders(trailers, 'Grpc-Trailer-'))) res.setHeader(k, v);
 }
 
-export function sendStatus(res: ServerResponse, status: StatusJson & { httpStatus?: number; headers?: Record<string, string> }, trailers?: grpc.Metadata): void {
+/** Writes a google.rpc.Status response; returns the body length. */
+export function sendStatus(res: ServerResponse, status: StatusJson & { httpStatus?: number; headers?: Record<string, string> }, trailers?: grpc.Metadata): number {
   if (res.headersSent) {
     res.destroy();
-    return;
+    return 0;
   }
   const body = JSON.stringify({ code: status.code, message: status.message, details: status.details });
   writeHeaders(res, status.httpStatus ?? httpStatusFromCode(status.code), 'application/json', undefined, trailers);
   for (const [k, v] of Object.entries(status.headers ?? {})) res.setHeader(k, v);
-  res.setHeader('content-length', Buffer.byteLength(body));
+  const length = Buffer.byteLength(body);
+  res.setHeader('content-length', length);
   res.end(body);
+  return length;
 }
 
 /** A grpc-js error -> google.rpc.Status JSON, with details decoded from grpc-status-details-bin. */
@@ -108,7 +128,7 @@ function grpcErrorStatus(registry: FileRegistry, err: unknown): StatusJson {
  * buffer is full the gRPC stream is paused, which stops grpc-js reading and so the HTTP/2 window to the backend.
  */
 function streamResponse(ctx: HandlerContext, entry: RouteEntry, invoker: GrpcInvoker, request: Buffer,
-  metadata: grpc.Metadata, deadline: number | undefined, res: ServerResponse): Promise<void> {
+  metadata: grpc.Metadata, deadline: number | undefined, res: ServerResponse, outcome: Outcome): Promise<void> {
   return new Promise((resolve) => {
     const call = invoker.serverStream(entry.method.path, request, { metadata, deadline });
     let headers: grpc.Metadata | undefined;
@@ -129,9 +149,16 @@ function streamResponse(ctx: HandlerContext, entry: RouteEntry, invoker: GrpcInv
       res.off('drain', onDrain);
       if (failure !== undefined) {
         const status = grpcErrorStatus(ctx.registry, failure);
-        if (!started) sendStatus(res, status, (failure as grpc.ServiceError).metadata);
-        else res.end(JSON.stringify({ error: status }) + '\n');
+        outcome.grpcCode = status.code;
+        if (!started) {
+          outcome.resBytes += sendStatus(res, status, (failure as grpc.ServiceError).metadata);
+        } else {
+          const line = JSON.stringify({ error: status }) + '\n';
+          outcome.resBytes += Buffer.byteLength(line);
+          res.end(line);
+        }
       } else {
+        outcome.grpcCode = 0;
         start();
         res.end();
       }
@@ -141,6 +168,7 @@ function streamResponse(ctx: HandlerContext, entry: RouteEntry, invoker: GrpcInv
     const onClose = (): void => {
       if (!res.writableFinished && !done) {
         done = true;
+        outcome.grpcCode = Code.CANCELLED;
         call.cancel();
         resolve();
       }
@@ -160,6 +188,7 @@ function streamResponse(ctx: HandlerContext, entry: RouteEntry, invoker: GrpcInv
         return;
       }
       start(msg);
+      outcome.resBytes += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
       if (!res.write(chunk)) call.pause();
     });
     // grpc-js may report the status before buffered messages were delivered: end only on 'end'.
