@@ -302,3 +302,20 @@ for (const row of ROWS) {
     }
   });
 }
+
+test('refuses an integer literal that a JSON number would silently round (int64 beyond 2^53), and accepts it as a string', async () => {
+  const seen = backend.received.length;
+  const bad = await fetch(`${gw.url}/v1/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"int64Value": 9007199254740993}' });
+  assert.equal(bad.status, 400);
+  assert.match(((await bad.json()) as { message: string }).message, /"int64_value": a JSON number cannot carry this 64-bit integer exactly; send it as a string/);
+  assert.equal(backend.received.length, seen, 'nothing reached the backend');
+  // The same literal in a double field is ordinary JSON-number rounding, not an error.
+  replies.set(canonical({ doubleValue: 9007199254740992 }), { response: {} });
+  const dbl = await fetch(`${gw.url}/v1/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"doubleValue": 9007199254740993}' });
+  assert.equal(dbl.status, 200);
+  // Exactly representable long literals stay fine, and the string form carries any int64.
+  replies.set(canonical({ int64Value: '9007199254740992', uint64Value: '18446744073709551615' }), { response: { int64Value: '1' } });
+  const ok = await fetch(`${gw.url}/v1/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"int64Value": 9007199254740992, "uint64Value": "18446744073709551615"}' });
+  assert.equal(ok.status, 200);
+  assert.deepEqual(backend.received.at(-1)!.request, { int64Value: '9007199254740992', uint64Value: '18446744073709551615' });
+});

@@ -19,8 +19,8 @@ const QUOTE = 0x22, BACKSLASH = 0x5c, COMMA = 0x2c, COLON = 0x3a;
  * refused without building it; duplicate object keys (which JSON.parse would silently collapse, dropping data)
  * are found by the same scan and rejected after the syntax check.
  */
-export function parseJson(text: string, maxDepth: number, what: string): JsonValue {
-  const duplicate = scan(text, maxDepth, what);
+export function parseJson(text: string, maxDepth: number, what: string, lossy?: Set<number>): JsonValue {
+  const duplicate = scan(text, maxDepth, what, lossy);
   let value: JsonValue;
   try {
     value = JSON.parse(text) as JsonValue;
@@ -32,7 +32,7 @@ export function parseJson(text: string, maxDepth: number, what: string): JsonVal
 }
 
 /** Returns the first duplicate key, throws on excess depth. Tolerates malformed input (JSON.parse judges it). */
-function scan(text: string, maxDepth: number, what: string): string | undefined {
+function scan(text: string, maxDepth: number, what: string, lossy: Set<number> | undefined): string | undefined {
   const stack: Array<Set<string> | null> = [];
   let expectKey = false;
   let duplicate: string | undefined;
@@ -67,9 +67,75 @@ function scan(text: string, maxDepth: number, what: string): string | undefined 
       expectKey = stack.length > 0 && stack[stack.length - 1] !== null;
     } else if (c === COLON) {
       expectKey = false;
+    } else if ((c >= 0x30 && c <= 0x39) || c === 0x2d) {
+      let end = i + 1;
+      while (end < n && isNumberChar(text.charCodeAt(end))) end++;
+      // 2^53 has 16 digits: shorter integer literals are always exact. Longer ones that a double cannot hold are
+      // rounded by JSON.parse without a trace; remembered here so that one landing in a 64-bit integer field (an id
+      // changing silently) is refused. In a double field the rounding is what the JSON mapping means.
+      if (lossy && end - i >= 16) {
+        const rounded = roundedInteger(text.slice(i, end));
+        if (rounded !== undefined) lossy.add(rounded);
+      }
+      i = end - 1;
     }
   }
   return duplicate;
+}
+
+function isNumberChar(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x65 || c === 0x45 || c === 0x2b || c === 0x2d;
+}
+
+/** The double an integer literal parses to, when that double is not the literal's exact value. */
+function roundedInteger(token: string): number | undefined {
+  if (!/^-?\d+$/.test(token)) return undefined;
+  const n = Number(token);
+  return Number.isFinite(n) && BigInt(n) === BigInt(token) ? undefined : n;
+}
+
+const INT64_KINDS = new Set([ScalarType.INT64, ScalarType.UINT64, ScalarType.SINT64, ScalarType.FIXED64, ScalarType.SFIXED64]);
+const INT64_WRAPPERS = new Set(['google.protobuf.Int64Value', 'google.protobuf.UInt64Value']);
+
+/**
+ * The proto path of a 64-bit integer field holding one of the rounded numbers, if any. Runs only when the scan saw a
+ * lossy literal, so the common request pays nothing.
+ */
+export function findRounded64(desc: DescMessage, json: JsonValue, rounded: ReadonlySet<number>,
+  index: Map<DescMessage, Map<string, DescField>>, path = ''): string | undefined {
+  const hit = (v: JsonValue): boolean => typeof v === 'number' && rounded.has(v);
+  if (INT64_WRAPPERS.has(desc.typeName)) return hit(json) ? path : undefined;
+  if (hasCustomJson(desc) || !isObject(json)) return undefined;
+  const fields = index.get(desc);
+  for (const key of Object.keys(json)) {
+    const field = fields?.get(key);
+    if (!field) continue;
+    const v = json[key]!;
+    const p = join(path, field.name);
+    if (field.fieldKind === 'scalar') {
+      if (INT64_KINDS.has(field.scalar) && hit(v)) return p;
+    } else if (field.fieldKind === 'message') {
+      const found = findRounded64(field.message, v, rounded, index, p);
+      if (found) return found;
+    } else if (field.fieldKind === 'list' && Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        if (field.listKind === 'scalar' && INT64_KINDS.has(field.scalar) && hit(v[i]!)) return `${p}[${i}]`;
+        if (field.listKind === 'message') {
+          const found = findRounded64(field.message, v[i]!, rounded, index, `${p}[${i}]`);
+          if (found) return found;
+        }
+      }
+    } else if (field.fieldKind === 'map' && isObject(v)) {
+      for (const k of Object.keys(v)) {
+        if (field.mapKind === 'scalar' && INT64_KINDS.has(field.scalar) && hit(v[k]!)) return `${p}[${JSON.stringify(k)}]`;
+        if (field.mapKind === 'message') {
+          const found = findRounded64(field.message, v[k]!, rounded, index, `${p}[${JSON.stringify(k)}]`);
+          if (found) return found;
+        }
+      }
+    }
+  }
+  return undefined;
 }
 
 function isEscaped(text: string, quoteAt: number): boolean {

@@ -15,7 +15,7 @@ import { create, fromJson, toBinary, type DescField, type DescMessage, type File
 import { GatewayError, invalidArgument, StartupError } from '../errors/index.ts';
 import type { HttpRule, MethodInfo } from '../proto/load.ts';
 import { compileConverter, hasCustomJson, HTTP_BODY, indexFields, leafOf, typeLabel, ValueProblem, type Converter } from './fields.ts';
-import { explain, parseJson } from './json-body.ts';
+import { explain, findRounded64, parseJson } from './json-body.ts';
 import { QueryMapper, type JsonObject } from './query.ts';
 
 export interface RequestOptions {
@@ -89,10 +89,12 @@ export function compileRequest(
   return {
     transcode(req: RequestInput): Uint8Array {
       let root: JsonObject = {};
+      let rounded: Set<number> | undefined;
       if ((body.kind === 'json-root' || body.kind === 'json-field') && req.body !== undefined && req.body.length > 0) {
         const text = req.body.toString('utf8');
         if (text.trim() !== '') {
-          const json = parseJson(text, options.maxJsonDepth, 'request body');
+          rounded = new Set();
+          const json = parseJson(text, options.maxJsonDepth, 'request body', rounded);
           if (body.kind === 'json-root') {
             if (json === null || typeof json !== 'object' || Array.isArray(json)) {
               throw invalidArgument(`the request body must be a JSON object (${input.typeName}), got ${json === null ? 'null' : Array.isArray(json) ? 'an array' : typeof json}`);
@@ -116,6 +118,12 @@ export function compileRequest(
         setOverriding(root, b.fields, value);
       }
       query.apply(root, req.query);
+      if (rounded !== undefined && rounded.size > 0) {
+        const at = findRounded64(input, root, rounded, index);
+        if (at !== undefined) {
+          throw invalidArgument(`invalid value for field "${at}": a JSON number cannot carry this 64-bit integer exactly; send it as a string`);
+        }
+      }
 
       let message;
       try {
