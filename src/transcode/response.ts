@@ -7,6 +7,7 @@ import { create, fromBinary, toJson, type DescField, type DescMessage, type File
 import { StartupError } from '../errors/index.ts';
 import type { HttpRule, MethodInfo } from '../proto/load.ts';
 import { HTTP_BODY } from './fields.ts';
+import { JsonWriters } from './json-writer.ts';
 
 export interface ResponseOptions {
   /** Emit fields with default values (proto3 JSON "emit unpopulated"). */
@@ -69,8 +70,9 @@ export function compileResponse(method: MethodInfo, rule: HttpRule, registry: Fi
         ? (bytes) => readField(fromBinary(output, bytes) as unknown as Record<string, unknown>, field!) as HttpBodyShape | undefined
         : undefined;
 
+  const writers = new JsonWriters(writeOptions);
   const json: (bytes: Uint8Array) => string = field === undefined
-    ? (bytes) => JSON.stringify(toJson(output, fromBinary(output, bytes), writeOptions))
+    ? compileMessageJson(output, writers)
     : compileFieldJson(output, field, writeOptions);
 
   if (rawBody) {
@@ -91,6 +93,11 @@ export function compileResponse(method: MethodInfo, rule: HttpRule, registry: Fi
     streamContentType: NDJSON_CONTENT_TYPE,
     streamContentTypeOf: () => NDJSON_CONTENT_TYPE,
   };
+}
+
+function compileMessageJson(output: DescMessage, writers: JsonWriters): (bytes: Uint8Array) => string {
+  const write = writers.writer(output);
+  return (bytes) => write(fromBinary(output, bytes) as unknown as Record<string, unknown>);
 }
 
 /**
