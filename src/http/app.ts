@@ -31,6 +31,9 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     bodyLimit: options.bodyLimit,
     // One access-log line per request is written by the gateway itself, with the route template and gRPC code.
     logController: new LogController({ disableRequestLogging: true }),
+    // Fastify makes a child logger per request; the access line carries the request id itself, so the shared
+    // logger serves and a per-request allocation goes away.
+    childLoggerFactory: (logger) => logger,
     // Our matcher sees the path exactly as sent: Fastify must not rewrite or reject it first.
     routerOptions: { ignoreDuplicateSlashes: false, ignoreTrailingSlash: false, maxParamLength: 65535 },
     return503OnClosing: true,

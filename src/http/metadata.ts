@@ -70,7 +70,9 @@ const NOT_METADATA = new Set(['date', 'server', 'content-type', 'content-length'
 export function metadataHeaders(md: grpc.Metadata | undefined, prefix: 'Grpc-Metadata-' | 'Grpc-Trailer-'): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   if (!md) return out;
-  for (const key of Object.keys(md.getMap())) {
+  const keys = Object.keys(md.getMap());
+  if (keys.length === 0) return out;
+  for (const key of keys) {
     if (key.startsWith('grpc-') || NEVER_FORWARDED.has(key) || NOT_METADATA.has(key)) continue;
     const all = md.get(key);
     out[prefix + key] = all.map((v) => (typeof v === 'string' ? v : Buffer.from(v).toString('base64')));

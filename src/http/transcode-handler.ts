@@ -40,7 +40,8 @@ export interface Outcome {
 export async function handleTranscode(ctx: HandlerContext, req: TranscodeRequest): Promise<void> {
   const { entry, res } = req;
   const contentType = req.headers['content-type'];
-  const requestBytes = Buffer.from(entry.request.transcode({ params: req.params, query: req.query, body: req.body, contentType }));
+  const encoded = entry.request.transcode({ params: req.params, query: req.query, body: req.body, contentType });
+  const requestBytes = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength); // a view, not a copy
   const invoker = entry.backend ? ctx.invokers.get(entry.backend) : undefined;
   if (!invoker) {
     throw new GatewayError(Code.UNAVAILABLE, `no backend serves ${entry.method.service}`);
