@@ -16,8 +16,12 @@ import { startAdminServer, type AdminServer } from './http/admin.ts';
 import { GrpcInvoker } from './upstream/grpc-invoker.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
+import { CertificateFiles } from './http/certificates.ts';
 import { startPassthrough, type PassthroughServer } from './passthrough/index.ts';
 import { buildServiceMatcher } from './upstream/service-matcher.ts';
+import { createUpstreams } from './upstream/from-config.ts';
+import { describeBackends } from './upstream/describe.ts';
+import type { BackendUpstream } from './upstream/backend-upstream.ts';
 
 export interface GatewayOptions {
   /** Named in startup errors. */
@@ -36,6 +40,8 @@ export interface Gateway {
   readonly routes: RouteTable;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** One balancer per backend (shared by REST and passthrough), by backend name. */
+  readonly upstreams: ReadonlyMap<string, BackendUpstream>;
   /** Starts the listeners; resolves with their bound addresses (port 0 gets a real port). */
   start(): Promise<GatewayAddresses>;
   /** The bound addresses once started. */
@@ -54,20 +60,32 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
   const routes = buildRouteTable(protos, config, configFile);
   const metrics = new Metrics();
 
+  // One balancer per backend, shared by transcoded calls and passthrough streams.
+  const upstreams = createUpstreams(config.backends, { observer: metrics, logger });
   const invokers = new Map<string, GrpcInvoker>();
   const timeouts = new Map<string, number>();
   for (const b of config.backends) {
-    invokers.set(b.name, new GrpcInvoker(b));
+    invokers.set(b.name, new GrpcInvoker(upstreams.get(b.name)!, {
+      transport: b.transport,
+      maxReceiveMessageBytes: b.maxReceiveMessageBytes,
+      maxSendMessageBytes: b.maxSendMessageBytes,
+    }));
     timeouts.set(b.name, b.timeoutMs);
   }
   const inFlight = { count: 0 };
+  const httpTls = config.http.tls ? new CertificateFiles(config.http.tls, logger) : undefined;
   const app = createHttpApp({
     routes,
     bodyLimit: config.http.bodyLimit,
     logger,
     metrics,
     inFlight,
+    maxHeaderSize: config.http.maxHeaderSize,
+    maxConcurrentRequests: config.http.maxConcurrentRequests,
+    tls: httpTls?.current(),
+    cors: config.http.cors,
     context: {
+      onRequest: config.hooks.onRequest,
       registry: protos.registry,
       invokers,
       timeouts,
@@ -83,7 +101,10 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
   let passthrough: PassthroughServer | undefined;
   let httpUp = false;
   let bound: GatewayAddresses | undefined;
-  const backendOf = buildServiceMatcher(config.backends);
+  const backendOf = buildServiceMatcher(config.backends.map((b) => {
+    const upstream = upstreams.get(b.name)!;
+    return { name: b.name, services: b.services, default: b.default, endpoints: [], tls: upstream.settings.tls, upstream };
+  }));
 
   const readiness = () => {
     const checks = [
@@ -99,13 +120,15 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
   const closeAll = (): Promise<void> => (closing ??= doClose());
   const doClose = async (): Promise<void> => {
     state = 'closed';
-    app.server.closeAllConnections();
+    httpTls?.close();
+    (app.server as unknown as { closeAllConnections?(): void }).closeAllConnections?.();
     // After a drain the server is already closed; Fastify still runs its onClose hooks.
     await app.close().catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ERR_SERVER_NOT_RUNNING') throw err;
     });
     for (const inv of invokers.values()) inv.close();
     await passthrough?.close({ graceMs: 0 });
+    await Promise.all([...upstreams.values()].map((u) => u.close(0)));
     await admin?.close();
   };
 
@@ -114,6 +137,7 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
     routes,
     logger,
     metrics,
+    upstreams,
     addresses() {
       if (!bound) throw new Error('the gateway has not started');
       return bound;
@@ -123,13 +147,21 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
       if (config.admin.enabled) {
         admin = await startAdminServer({ host: config.admin.host, port: config.admin.port, metrics, readiness, logger });
       }
+      // DNS names resolve before the first call; an unresolvable one is logged and re-tried, not fatal.
+      await Promise.all([...upstreams.values()].map((u) => u.start()));
+      for (const d of describeBackends(upstreams)) {
+        logger.info({ backend: d.name, policy: d.policy, endpoints: d.endpoints.map((e) => `${e.address} w=${e.weight}`) },
+          `upstream: backend "${d.name}" (${d.policy}): ${d.endpoints.length} endpoints`);
+      }
       await app.listen({ host: config.http.host, port: config.http.port });
       httpUp = true;
+      httpTls?.watch((ctx) => (app.server as unknown as { setSecureContext(c: object): void }).setSecureContext(ctx));
       if (config.grpc.enabled) {
         passthrough = await startPassthrough({
           host: config.grpc.host,
           port: config.grpc.port,
           resolveService: backendOf,
+          tls: config.grpc.tls ? new CertificateFiles(config.grpc.tls, logger).current() : undefined,
           logger,
         });
       }
@@ -159,12 +191,13 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
       // No new connections; idle keep-alive connections go now, busy ones when their request ends. The gRPC port
       // sends GOAWAY and lets open streams finish within the same timeout.
       const grpcDrained = passthrough?.close({ graceMs: config.shutdown.timeoutMs });
-      app.server.close();
-      app.server.closeIdleConnections();
+      const server = app.server as unknown as { close(): void; closeIdleConnections?(): void; closeAllConnections?(): void };
+      server.close();
+      server.closeIdleConnections?.();
       const deadline = Date.now() + config.shutdown.timeoutMs;
       while (inFlight.count > 0 && Date.now() < deadline) {
         await sleep(20);
-        app.server.closeIdleConnections();
+        server.closeIdleConnections?.();
       }
       if (inFlight.count > 0) logger.warn({ inFlight: inFlight.count }, 'shutdown timeout: cancelling requests still in flight');
       await grpcDrained;

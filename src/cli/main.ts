@@ -1,6 +1,7 @@
 /**
  * protogate [serve] --config <file>     start the gateway (default command)
  * protogate routes  --config <file>     print the route table and exit
+ * protogate backends --config <file>    connect to every backend endpoint, print policy, connectivity, health; exit
  */
 import { parseArgs } from 'node:util';
 import path from 'node:path';
@@ -8,10 +9,12 @@ import { StartupError } from '../errors/index.ts';
 import { loadConfigFile } from '../config/index.ts';
 import { createGateway } from '../gateway.ts';
 import { formatRouteTable } from './routes-table.ts';
+import { describeBackends, formatBackends, probeBackends } from '../upstream/describe.ts';
 
 const USAGE = `Usage:
   protogate [serve] [--config <file>]   start the gateway (default config: ./gateway.config.ts)
   protogate routes  [--config <file>]   print the route table (HTTP method, template, gRPC method, source file)
+  protogate backends [--config <file>]  print each backend's policy and endpoints with connectivity and health
   protogate --help`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -31,17 +34,23 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const command = parsed.positionals[0] ?? 'serve';
-  if (!['serve', 'routes'].includes(command) || parsed.positionals.length > 1) {
+  if (!['serve', 'routes', 'backends'].includes(command) || parsed.positionals.length > 1) {
     process.stderr.write(`protogate: unknown command "${parsed.positionals.join(' ')}"\n${USAGE}\n`);
     return 2;
   }
   const configFile = path.resolve(parsed.values.config ?? 'gateway.config.ts');
   try {
     const config = await loadConfigFile(configFile);
-    if (command === 'routes') config.log.level = 'silent';
+    if (command === 'routes' || command === 'backends') config.log.level = 'silent';
     const gateway = createGateway(config, { configFile });
     if (command === 'routes') {
       process.stdout.write(formatRouteTable(gateway.routes.router.routes()));
+      await gateway.close();
+      return 0;
+    }
+    if (command === 'backends') {
+      await probeBackends(gateway.upstreams, 3_000);
+      process.stdout.write(formatBackends(describeBackends(gateway.upstreams)));
       await gateway.close();
       return 0;
     }

@@ -5,6 +5,7 @@
 import type { GatewayConfig } from './schema.ts';
 
 export type { GatewayConfig, ResolvedConfig, BackendConfig } from './schema.ts';
+export type { HookRequest, HookResult, OnRequestHook } from './hook-types.ts';
 
 /** Types only: `export default defineConfig({...})` gives editor completion and type checks. */
 export function defineConfig(config: GatewayConfig): GatewayConfig {

@@ -54,6 +54,11 @@ export function resolveConfig(raw: unknown, configFile: string, baseDir = path.d
   const config = parsed.data;
   config.protos.includeDirs = config.protos.includeDirs.map((d) => path.resolve(baseDir, d));
   config.protos.files = config.protos.files.map((f) => path.resolve(baseDir, f));
+  for (const tls of [config.http.tls, config.grpc.tls]) {
+    if (!tls) continue;
+    tls.cert = path.resolve(baseDir, tls.cert);
+    tls.key = path.resolve(baseDir, tls.key);
+  }
   checkSemantics(config, configFile);
   return config;
 }
@@ -76,6 +81,12 @@ function checkSemantics(config: ResolvedConfig, file: string): void {
   });
   const defaults = config.backends.filter((b) => b.default);
   if (defaults.length > 1) problems.push(`backends: ${defaults.map((b) => `"${b.name}"`).join(', ')} are all marked default; at most one may be`);
+  for (const [where, tls] of [['http.tls', config.http.tls], ['grpc.tls', config.grpc.tls]] as const) {
+    if (!tls) continue;
+    for (const k of ['cert', 'key'] as const) {
+      if (!fs.existsSync(tls[k])) problems.push(`${where}.${k}: ${tls[k]} does not exist (paths are relative to the config file)`);
+    }
+  }
   for (const dir of config.protos.includeDirs) {
     if (!fs.existsSync(dir)) problems.push(`protos.includeDirs: ${dir} does not exist`);
   }

@@ -3,6 +3,7 @@
  * default; the README's config reference is written from it.
  */
 import { z } from 'zod';
+import type { OnRequestHook } from './hook-types.ts';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -23,17 +24,84 @@ const serviceName = z.string().regex(SERVICE, {
 
 const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, { message: 'expected an HTTP header name' });
 
+/** PEM files, relative to the config file. */
+const tlsSchema = z.strictObject({
+  cert: z.string().min(1),
+  key: z.string().min(1),
+});
+
+const positiveMs = z.number().int().positive();
+
+/** An endpoint: "host:port" (weight 1), or {address, weight}. */
+const weightedEndpoint = z.union([
+  endpoint,
+  z.strictObject({ address: endpoint, weight: z.number().int().min(1).max(10_000).default(1) }),
+]);
+
 export const backendSchema = z.strictObject({
   /** Used in logs, metrics and errors ("no healthy endpoint for backend 'library'"). */
   name: z.string().min(1),
   /** The gRPC services this backend serves, fully qualified; `pkg.*` matches every service under `pkg`. */
   services: z.array(serviceName).default([]),
-  /** At least one endpoint. */
-  endpoints: z.array(endpoint).min(1, { message: 'a backend needs at least one endpoint ("host:port")' }),
+  /** At least one endpoint: "host:port", "dns:///name:port" (re-resolved), or {address, weight}. */
+  endpoints: z.array(weightedEndpoint).min(1, { message: 'a backend needs at least one endpoint ("host:port")' }),
   /** Default deadline of a transcoded unary call without Grpc-Timeout (streams get none by default). 0 = none. */
   timeoutMs: z.number().int().min(0).default(30_000),
   /** Receives calls for services no backend names (passthrough port). */
   default: z.boolean().default(false),
+  /** Per-call endpoint choice; the same picker serves REST and passthrough calls. */
+  policy: z.enum(['round_robin', 'weighted_random', 'least_request', 'pick_first']).default('round_robin'),
+  /** How transcoded calls reach the backend: pooled node:http2 sessions ('h2', measured faster) or @grpc/grpc-js channels. */
+  transport: z.enum(['h2', 'grpc-js']).default('h2'),
+  /** dns:/// endpoints are re-resolved this often (and after a connection failure). */
+  resolveIntervalMs: positiveMs.default(30_000),
+  /** DNS servers ("ip" or "ip:port") for dns:/// endpoints; default: the system resolver. */
+  dnsServers: z.array(z.string().min(1)).optional(),
+  /** TLS towards the backend (ALPN h2); absent: h2c. Files are read at start. */
+  tls: z.strictObject({
+    caFile: z.string().min(1).optional(),
+    certFile: z.string().min(1).optional(),
+    keyFile: z.string().min(1).optional(),
+    /** SNI and the name the certificate must carry; default the endpoint host. */
+    serverName: z.string().min(1).optional(),
+    /** Only for tests against self-signed backends. */
+    insecureSkipVerify: z.boolean().default(false),
+  }).refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), { message: 'mTLS needs both certFile and keyFile' }).optional(),
+  /** TCP + TLS + first SETTINGS. */
+  connectTimeoutMs: positiveMs.default(5_000),
+  keepalive: z.strictObject({
+    /** PING interval on busy connections; 0 = off (gRPC core: GRPC_ARG_KEEPALIVE_TIME_MS). */
+    timeMs: z.number().int().min(0).default(300_000),
+    /** Unanswered PING kills the connection after this (GRPC_ARG_KEEPALIVE_TIMEOUT_MS). */
+    timeoutMs: positiveMs.default(20_000),
+  }).prefault({}),
+  /** Largest response message from the backend (RESOURCE_EXHAUSTED above). */
+  maxReceiveMessageBytes: positiveMs.default(64 * 1024 * 1024),
+  /** Largest request message sent to the backend. */
+  maxSendMessageBytes: positiveMs.default(64 * 1024 * 1024),
+  /** Connections per endpoint; more open when the backend's MAX_CONCURRENT_STREAMS is reached. */
+  maxConnectionsPerEndpoint: z.number().int().min(1).default(16),
+  /** Reconnect backoff after a failed connect: initial × 1.6 per failure, ±20% jitter, capped. */
+  reconnectBackoff: z.strictObject({ initialMs: positiveMs.default(1_000), maxMs: positiveMs.default(120_000) }).prefault({}),
+  /** Active grpc.health.v1.Health/Check probes. Off by default: not every backend implements the health service. */
+  healthCheck: z.strictObject({
+    enabled: z.boolean().default(false),
+    intervalMs: positiveMs.default(5_000),
+    timeoutMs: positiveMs.default(1_000),
+    /** HealthCheckRequest.service; '' asks about the whole server. */
+    service: z.string().default(''),
+    healthyThreshold: z.number().int().min(1).default(1),
+    unhealthyThreshold: z.number().int().min(1).default(2),
+  }).prefault({}),
+  /** Passive ejection: consecutive UNAVAILABLE / DEADLINE_EXCEEDED calls eject an endpoint for a growing period. */
+  outlierDetection: z.strictObject({
+    enabled: z.boolean().default(true),
+    consecutiveFailures: z.number().int().min(1).default(5),
+    baseEjectionMs: positiveMs.default(30_000),
+    maxEjectionMs: positiveMs.default(300_000),
+    /** Never eject more than this share of the endpoints (rounded down: one endpoint alone is never ejected). */
+    maxEjectionPercent: z.number().int().min(0).max(100).default(50),
+  }).prefault({}),
 });
 
 export const configSchema = z.strictObject({
@@ -43,6 +111,23 @@ export const configSchema = z.strictObject({
       port: port.default(8080),
       /** Largest request body accepted, in bytes (413 above). */
       bodyLimit: z.number().int().positive().default(4 * 1024 * 1024),
+      /** Largest request head (request line + headers), in bytes (431 above). */
+      maxHeaderSize: z.number().int().positive().default(16 * 1024),
+      /** REST requests handled at once; above it new ones get 503 with Retry-After. 0 = no limit. */
+      maxConcurrentRequests: z.number().int().min(0).default(10_000),
+      /** HTTPS (and HTTP/2 through ALPN) with these PEM files; reloaded when they change. */
+      tls: tlsSchema.optional(),
+      /** Browser callers: @fastify/cors options. Off unless set. */
+      cors: z
+        .strictObject({
+          origin: z.union([z.boolean(), z.string(), z.array(z.string())]).default(true),
+          methods: z.array(z.string()).optional(),
+          allowedHeaders: z.array(z.string()).optional(),
+          exposedHeaders: z.array(z.string()).optional(),
+          credentials: z.boolean().default(false),
+          maxAge: z.number().int().min(0).optional(),
+        })
+        .optional(),
     })
     .prefault({}),
   /** The gRPC passthrough listener. */
@@ -52,6 +137,8 @@ export const configSchema = z.strictObject({
       port: port.default(9090),
       /** Turn the passthrough listener off. */
       enabled: z.boolean().default(true),
+      /** gRPC over TLS with ALPN h2 instead of h2c. */
+      tls: tlsSchema.optional(),
     })
     .prefault({}),
   /** Health, readiness and metrics, on a listener of their own so probes never queue behind traffic. */
@@ -98,6 +185,13 @@ export const configSchema = z.strictObject({
       allowUnservedServices: z.boolean().default(false),
       /** Two rules with the same method and template: 'error' stops startup, 'warn' keeps the first by precedence. */
       duplicateRoutes: z.enum(['error', 'warn']).default('error'),
+    })
+    .prefault({}),
+  /** Code run per request: see HookRequest in src/http/hooks.ts. */
+  hooks: z
+    .strictObject({
+      /** REST requests, after routing and before the body is read into a message: authenticate, add metadata, pick a backend. */
+      onRequest: z.custom<OnRequestHook>((v) => typeof v === 'function', { message: 'expected a function (request) => void | HookResult' }).optional(),
     })
     .prefault({}),
   log: z

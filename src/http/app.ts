@@ -5,7 +5,9 @@
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyBaseLogger } from 'fastify';
 import { performance } from 'node:perf_hooks';
-import { Code, GatewayError, toGatewayError } from '../errors/index.ts';
+import type { Socket } from 'node:net';
+import cors from '@fastify/cors';
+import { Code, GatewayError, StartupError, toGatewayError } from '../errors/index.ts';
 import { PathDecodeError } from '../routing/index.ts';
 import { accessLogLine, requestId as makeRequestId } from '../observability/access-log.ts';
 import { UNMATCHED_ROUTE, type HttpRouteMetrics, type Metrics } from '../observability/metrics.ts';
@@ -18,29 +20,67 @@ export interface HttpAppOptions {
   bodyLimit: number;
   logger: FastifyBaseLogger;
   metrics: Metrics;
-  /** Requests in flight, for the graceful drain. */
+  /** Requests in flight, for the graceful drain and maxConcurrentRequests. */
   inFlight: { count: number };
+  maxHeaderSize: number;
+  /** 0 = no limit. */
+  maxConcurrentRequests: number;
+  /** PEM key and certificate: HTTPS, with HTTP/2 through ALPN. */
+  tls?: { key: Buffer; cert: Buffer };
+  cors?: Record<string, unknown>;
 }
 
 /** Methods Fastify knows without registration; custom-verb kinds from HTTP rules are added on top. */
 const BASE_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'];
 
 export function createHttpApp(options: HttpAppOptions): FastifyInstance {
-  const app = Fastify({
+  const tls = options.tls;
+  // HTTP/1.1, or HTTPS with HTTP/2 by ALPN: Fastify's types split these into overloads; the handlers only use the
+  // compatibility API both share, so one (untyped) options object serves.
+  const fastifyOptions = {
+    ...(tls
+      ? {
+          http2: true as const,
+          https: {
+            allowHTTP1: true,
+            key: tls.key,
+            cert: tls.cert,
+            maxHeaderSize: options.maxHeaderSize,
+            settings: { maxHeaderListSize: options.maxHeaderSize },
+          },
+        }
+      : { http: { maxHeaderSize: options.maxHeaderSize } }),
+    // A request head over maxHeaderSize: answer 431 with a google.rpc.Status, as every other limit does.
+    clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => {
+      if (!socket.writable) return socket.destroy();
+      const [status, reason, code, message] = err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', Code.RESOURCE_EXHAUSTED, `request headers are larger than the limit (http.maxHeaderSize = ${options.maxHeaderSize} bytes)`]
+        : [400, 'Bad Request', Code.INVALID_ARGUMENT, 'malformed HTTP request'];
+      const body = JSON.stringify({ code, message, details: [] });
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    },
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimit,
     // One access-log line per request is written by the gateway itself, with the route template and gRPC code.
     logController: new LogController({ disableRequestLogging: true }),
     // Fastify makes a child logger per request; the access line carries the request id itself, so the shared
     // logger serves and a per-request allocation goes away.
-    childLoggerFactory: (logger) => logger,
+    childLoggerFactory: (logger: FastifyBaseLogger) => logger,
     // Our matcher sees the path exactly as sent: Fastify must not rewrite or reject it first.
     routerOptions: { ignoreDuplicateSlashes: false, ignoreTrailingSlash: false, maxParamLength: 65535 },
     return503OnClosing: true,
     forceCloseConnections: true,
-  });
+  };
+  const app = Fastify(fastifyOptions as never) as unknown as FastifyInstance;
 
-  const methods = new Set(BASE_METHODS);
+  // @fastify/cors answers preflights from its own OPTIONS route (in an onRequest hook, before anything else runs).
+  const methods = new Set(options.cors ? BASE_METHODS.filter((m) => m !== 'OPTIONS') : BASE_METHODS);
+  if (options.cors) {
+    if (options.routes.httpMethods.has('OPTIONS')) {
+      throw new StartupError('http.cors: an HTTP rule uses the OPTIONS method, which CORS preflight needs. Fix: remove http.cors or that rule.');
+    }
+    void app.register(cors, options.cors);
+  }
   for (const m of options.routes.httpMethods) {
     if (!methods.has(m)) {
       if (!app.supportedMethods.includes(m)) app.addHttpMethod(m, { hasBody: true });
@@ -70,12 +110,15 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     // The in-flight gauge has no labels: start on any handle, finish on the route's once it is known.
     unmatched.start();
     options.inFlight.count++;
+    // Headers set by hooks before us (CORS) live on the Fastify reply; we answer on the raw response.
+    const preset = reply.getHeaders();
     reply.hijack();
+    for (const k in preset) res.setHeader(k, preset[k] as string);
     res.setHeader('x-request-id', reqId);
     // One access-log line and one metrics sample per request, however it ends (answer, error, disconnect).
     res.once('close', () => {
       options.inFlight.count--;
-      const status = res.writableFinished ? res.statusCode : 499;
+      const status = res.writableEnded ? res.statusCode : 499;
       const seconds = (performance.now() - started) / 1000;
       const m = (entry && routeMetrics.get(entry)) ?? unmatched;
       m.requestBytes(reqBytes);
@@ -96,6 +139,11 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
       }), 'request');
     });
     try {
+      if (options.maxConcurrentRequests > 0 && options.inFlight.count > options.maxConcurrentRequests) {
+        throw new GatewayError(Code.UNAVAILABLE, `too many requests in flight (http.maxConcurrentRequests = ${options.maxConcurrentRequests}); retry shortly`, {
+          headers: { 'retry-after': '1' },
+        });
+      }
       const url = raw.url ?? '/';
       const q = url.indexOf('?');
       const path = q < 0 ? url : url.slice(0, q);
@@ -103,6 +151,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
       entry = match.value;
       await handleTranscode(options.context, {
         entry,
+        path,
         params: match.params,
         query: q < 0 ? '' : url.slice(q + 1),
         body: request.body as Buffer | undefined,

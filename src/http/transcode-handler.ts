@@ -9,9 +9,11 @@ import { Code, GatewayError, httpStatusFromCode, type StatusJson } from '../erro
 import type { GrpcInvoker } from '../upstream/grpc-invoker.ts';
 import { statusBody } from '../transcode/status.ts';
 import type { RouteEntry } from './routes.ts';
+import type { HookResult, OnRequestHook } from '../config/hook-types.ts';
 import { metadataHeaders, parseGrpcTimeout, requestMetadata, type MetadataPolicy } from './metadata.ts';
 
 export interface HandlerContext {
+  onRequest?: OnRequestHook;
   registry: FileRegistry;
   invokers: Map<string, GrpcInvoker>;
   timeouts: Map<string, number>;
@@ -20,12 +22,15 @@ export interface HandlerContext {
 
 export interface TranscodeRequest {
   entry: RouteEntry;
+  /** The request path as received, without the query string. */
+  path: string;
   params: ReadonlyArray<{ fieldPath: readonly string[]; value: string }>;
   query: string;
   body: Buffer | undefined;
   headers: IncomingHttpHeaders;
   remoteAddress: string | undefined;
   /** The raw response: unary answers are written whole, streams are written with backpressure. */
+  /** An http.ServerResponse, or with TLS an Http2ServerResponse: only the API both share is used. */
   res: ServerResponse;
   requestId: string;
   /** Filled in as the request goes: what the access log and metrics report. */
@@ -39,14 +44,19 @@ export interface Outcome {
 
 export async function handleTranscode(ctx: HandlerContext, req: TranscodeRequest): Promise<void> {
   const { entry, res } = req;
+  const metadata = requestMetadata(req.headers, ctx.metadata, req.remoteAddress, req.requestId);
+  // The hook runs before the body is parsed: an unauthenticated request is refused as such, not as bad input.
+  const backend = ctx.onRequest ? await runHook(ctx.onRequest, req, metadata) : entry.backend;
   const contentType = req.headers['content-type'];
   const encoded = entry.request.transcode({ params: req.params, query: req.query, body: req.body, contentType });
   const requestBytes = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength); // a view, not a copy
-  const invoker = entry.backend ? ctx.invokers.get(entry.backend) : undefined;
+  const invoker = backend ? ctx.invokers.get(backend) : undefined;
+  if (!invoker && backend !== entry.backend) {
+    throw new GatewayError(Code.INTERNAL, `the onRequest hook chose backend "${backend}", which is not configured`);
+  }
   if (!invoker) {
     throw new GatewayError(Code.UNAVAILABLE, `no backend serves ${entry.method.service}`);
   }
-  const metadata = requestMetadata(req.headers, ctx.metadata, req.remoteAddress, req.requestId);
   // A backend's default timeout bounds unary calls; a stream (a watch, a download) may rightly run for hours, so it
   // gets a deadline only when the client asks for one with Grpc-Timeout.
   const streaming = entry.method.kind === 'server_streaming';
@@ -59,7 +69,7 @@ export async function handleTranscode(ctx: HandlerContext, req: TranscodeRequest
 
   // A client that goes away cancels the call: 'close' on the response before it finished means the socket died.
   const abort = new AbortController();
-  const onClose = (): void => { if (!res.writableFinished) abort.abort(); };
+  const onClose = (): void => { if (!res.writableEnded) abort.abort(); };
   res.on('close', onClose);
   try {
     const result = await invoker.unary(entry.method.path, requestBytes, { metadata, deadline }, abort.signal);
@@ -79,6 +89,37 @@ export async function handleTranscode(ctx: HandlerContext, req: TranscodeRequest
   } finally {
     res.off('close', onClose);
   }
+}
+
+async function runHook(hook: OnRequestHook, req: TranscodeRequest, metadata: grpc.Metadata): Promise<string | undefined> {
+  const { entry } = req;
+  let result: void | HookResult;
+  try {
+    result = await hook({
+      method: entry.rule.method,
+      path: req.path,
+      query: req.query,
+      headers: req.headers,
+      remoteAddress: req.remoteAddress,
+      route: { template: entry.rule.pattern, service: entry.method.service, method: entry.method.name, backend: entry.backend },
+      metadata: {
+        get: (k) => metadata.get(k),
+        set: (k, v) => metadata.set(k, v),
+        add: (k, v) => metadata.add(k, v),
+        remove: (k) => metadata.remove(k),
+      },
+    });
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'number' && code > 0 && code <= 16) throw new GatewayError(code, (err as Error).message ?? 'rejected');
+    throw new GatewayError(Code.INTERNAL, 'the onRequest hook failed', { cause: err });
+  }
+  if (!result) return entry.backend;
+  if (result.reject) {
+    const { code, message, details } = result.reject;
+    throw new GatewayError(code > 0 && code <= 16 ? code : Code.UNKNOWN, message, { details: details ?? [] });
+  }
+  return result.backend ?? entry.backend;
 }
 
 function callDeadline(header: string | string[] | undefined, backendTimeoutMs: number): number | undefined {
@@ -167,7 +208,7 @@ function streamResponse(ctx: HandlerContext, entry: RouteEntry, invoker: GrpcInv
     };
     const onDrain = (): void => { call.resume(); };
     const onClose = (): void => {
-      if (!res.writableFinished && !done) {
+      if (!res.writableEnded && !done) {
         done = true;
         outcome.grpcCode = Code.CANCELLED;
         call.cancel();

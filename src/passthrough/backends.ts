@@ -1,27 +1,22 @@
 /**
- * Backend name -> one Http2Pool per endpoint, created on first use. Endpoint choice is plain round-robin with
- * failover to the next endpoint when one cannot be reached; real balancing and health checks replace this later.
+ * Backend name -> its balancer (BackendUpstream). The gateway hands over the shared balancers (the same ones the
+ * transcoded calls use) on each PassthroughBackend; a backend without one (tests, embedders) gets a round_robin
+ * balancer of its own here, created on first use, with the passthrough's pool options.
  */
-import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from 'node:http2';
+import type { OutgoingHttpHeaders } from 'node:http2';
 import { Code, GatewayError } from '../errors/index.ts';
-import { Http2Pool } from '../upstream/http2-pool.ts';
+import { BackendUpstream } from '../upstream/backend-upstream.ts';
+import type { OpenedStream } from '../upstream/backend-upstream.ts';
 import type { Http2PoolOptions, Http2PoolStats } from '../upstream/http2-pool.ts';
 import type { PassthroughBackend } from './options.ts';
 
-interface BackendPools {
-  pools: Http2Pool[];
-  next: number;
-}
-
-export interface OpenedStream {
-  stream: ClientHttp2Stream;
-  /** Captured now: node:http2 clears `stream.session` when the stream is destroyed. */
-  session: ClientHttp2Session;
-}
+export type { OpenedStream } from '../upstream/backend-upstream.ts';
 
 export class BackendRouter {
   #poolOptions: Omit<Http2PoolOptions, 'tls'>;
-  #backends = new Map<string, BackendPools>();
+  /** Balancers created here (and so closed here); shared ones belong to the gateway. */
+  #own = new Map<string, BackendUpstream>();
+  #seen = new Set<BackendUpstream>();
   #closed = false;
 
   constructor(poolOptions: Omit<Http2PoolOptions, 'tls'> = {}) {
@@ -29,45 +24,37 @@ export class BackendRouter {
   }
 
   /** Rejects with UNAVAILABLE naming the backend when no endpoint can be reached, CANCELLED when `signal` aborts. */
-  async open(backend: PassthroughBackend, headers: OutgoingHttpHeaders, signal: AbortSignal): Promise<OpenedStream> {
-    if (this.#closed) throw new GatewayError(Code.UNAVAILABLE, 'gateway is shutting down');
-    const entry = this.#pools(backend);
-    const n = entry.pools.length;
-    if (n === 0) throw new GatewayError(Code.UNAVAILABLE, `backend "${backend.name}" has no endpoints`);
-    const start = entry.next;
-    entry.next = (start + 1) % n;
-    const failures: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const pool = entry.pools[(start + i) % n];
-      try {
-        const stream = await pool.request(headers, { signal });
-        return { stream, session: stream.session as ClientHttp2Session };
-      } catch (err) {
-        if (signal.aborted || (err instanceof GatewayError && err.code === Code.CANCELLED)) throw err;
-        failures.push(err instanceof Error ? err.message : String(err));
-      }
-    }
-    throw new GatewayError(Code.UNAVAILABLE, `backend "${backend.name}" unavailable: ${failures.join('; ')}`);
+  open(backend: PassthroughBackend, headers: OutgoingHttpHeaders, signal: AbortSignal): Promise<OpenedStream> {
+    if (this.#closed) return Promise.reject(new GatewayError(Code.UNAVAILABLE, 'gateway is shutting down'));
+    return this.#upstream(backend).openStream(headers, signal);
   }
 
   stats(): Http2PoolStats[] {
-    return [...this.#backends.values()].flatMap((b) => b.pools.map((p) => p.stats()));
+    return [...this.#seen].flatMap((u) => u.picker.endpoints.map((e) => e.pool.stats()));
   }
 
   async close(graceMs = 0): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#backends.values()].flatMap((b) => b.pools.map((p) => p.close({ graceMs }))));
+    await Promise.all([...this.#own.values()].map((u) => u.close(graceMs)));
   }
 
-  #pools(backend: PassthroughBackend): BackendPools {
-    let entry = this.#backends.get(backend.name);
-    if (!entry) {
-      entry = {
-        pools: backend.endpoints.map((ep) => new Http2Pool(ep, { ...this.#poolOptions, tls: backend.tls })),
-        next: 0,
-      };
-      this.#backends.set(backend.name, entry);
+  #upstream(backend: PassthroughBackend): BackendUpstream {
+    let up = backend.upstream ?? this.#own.get(backend.name);
+    if (!up) {
+      up = new BackendUpstream({
+        name: backend.name,
+        endpoints: backend.endpoints.map((address) => ({ address, weight: 1 })),
+        policy: 'round_robin',
+        resolveIntervalMs: 30_000,
+        tls: backend.tls,
+        pool: this.#poolOptions,
+        healthCheck: { enabled: false, intervalMs: 5000, timeoutMs: 1000, service: '', healthyThreshold: 1, unhealthyThreshold: 2 },
+        outlierDetection: { enabled: false, consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 },
+      });
+      void up.start();
+      this.#own.set(backend.name, up);
     }
-    return entry;
+    this.#seen.add(up);
+    return up;
   }
 }

@@ -75,7 +75,7 @@ export class StreamForwarder {
 
   #open(): void {
     if (this.#done || this.#client.destroyed) return;
-    const scheme = this.#backend.tls ? 'https' : 'http';
+    const scheme = this.#backend.upstream?.scheme ?? (this.#backend.tls ? 'https' : 'http');
     const headers = relayHeaders(this.#headers, { ':scheme': scheme });
     this.#ctx.backends.open(this.#backend, headers, this.#abort.signal).then(
       ({ stream, session }) => this.#attach(stream, session),

@@ -3,6 +3,7 @@
  * types are what the composition root hands over.
  */
 import type { Http2PoolOptions, Http2PoolStats, Http2UpstreamTls } from '../upstream/http2-pool.ts';
+import type { BackendUpstream } from '../upstream/backend-upstream.ts';
 
 export interface PassthroughBackend {
   /** Named in logs and in UNAVAILABLE messages. */
@@ -11,6 +12,8 @@ export interface PassthroughBackend {
   endpoints: string[];
   /** TLS with ALPN h2 towards this backend; default h2c. */
   tls?: Http2UpstreamTls;
+  /** The backend's shared balancer (the gateway's); without it the listener builds a round_robin one from `endpoints`. */
+  upstream?: BackendUpstream;
 }
 
 export interface PassthroughLimits {

@@ -1,12 +1,23 @@
 /**
  * The dynamic invoker used by transcoding: unary and server-streaming calls with already-serialized request
- * bytes, on @grpc/grpc-js channels. Messages stay Buffers end to end (identity serializers): serialization
- * happens in transcode/, with converters compiled at startup, never via reflection here.
+ * bytes. Messages stay Buffers end to end: serialization happens in transcode/, with converters compiled at
+ * startup, never via reflection here.
  *
- * One channel per endpoint and a per-call round-robin pick across them. (The upstream layer of balancers,
- * health and DNS re-resolution replaces this pick; the call surface stays.)
+ * Every call picks its endpoint from the backend's balancer (the same picker the passthrough uses), and reports
+ * its outcome back (outstanding count for least_request, passive ejection). Two transports:
+ *  - 'h2'      the lean client of h2-grpc-client.ts on the endpoint's pooled node:http2 sessions (default: it
+ *              measured faster, see bench/upstream.ts) with transparent retry of calls that never reached a backend;
+ *  - 'grpc-js' one @grpc/grpc-js channel per endpoint; a call failing UNAVAILABLE before any response header is
+ *              retried on another endpoint only for connection failures grpc-js reports before sending.
  */
 import * as grpc from '@grpc/grpc-js';
+import { Code, GatewayError } from '../errors/index.ts';
+import type { BackendUpstream } from './backend-upstream.ts';
+import type { UpstreamEndpoint } from './endpoint.ts';
+import { CallError, H2ServerStream, h2Unary } from './h2-grpc-client.ts';
+import type { H2CallOptions, ServerStreamCall, UnaryResult } from './h2-grpc-client.ts';
+
+export type { UnaryResult, ServerStreamCall } from './h2-grpc-client.ts';
 
 const identity = (b: Buffer): Buffer => b;
 
@@ -16,78 +27,155 @@ export interface CallOptions {
   deadline: number | undefined;
 }
 
-export interface UnaryResult {
-  message: Buffer;
-  headers: grpc.Metadata;
-  trailers: grpc.Metadata;
-}
-
-export interface BackendTarget {
-  name: string;
-  endpoints: string[];
+export interface InvokerOptions {
+  transport: 'h2' | 'grpc-js';
+  maxReceiveMessageBytes: number;
+  maxSendMessageBytes: number;
+  /** Extra grpc-js channel options (transport 'grpc-js'). */
+  channelOptions?: grpc.ChannelOptions;
 }
 
 export class GrpcInvoker {
   readonly backend: string;
-  readonly #clients: grpc.Client[];
-  #next = 0;
+  readonly upstream: BackendUpstream;
+  readonly #options: InvokerOptions;
 
-  constructor(target: BackendTarget, channelOptions: grpc.ChannelOptions = {}) {
-    this.backend = target.name;
-    this.#clients = target.endpoints.map(
-      (ep) =>
-        new grpc.Client(ep, grpc.credentials.createInsecure(), {
-          // Transcoded messages are bounded by the HTTP body limit on the way in; the way out is bounded here.
-          'grpc.max_receive_message_length': 64 * 1024 * 1024,
-          'grpc.keepalive_time_ms': 30_000,
-          ...channelOptions,
-        }),
-    );
+  constructor(upstream: BackendUpstream, options: InvokerOptions) {
+    this.backend = upstream.name;
+    this.upstream = upstream;
+    this.#options = options;
   }
 
-  #pick(): grpc.Client {
-    const c = this.#clients[this.#next]!;
-    this.#next = (this.#next + 1) % this.#clients.length;
-    return c;
+  get transport(): 'h2' | 'grpc-js' {
+    return this.#options.transport;
   }
 
   /**
-   * Starts a unary call. Resolves with the response and both metadata sets; rejects with the grpc-js
-   * ServiceError (code, details, metadata = trailers). `signal` aborts cancel the call.
+   * Starts a unary call. Resolves with the response and both metadata sets; rejects with a ServiceError-shaped
+   * error (code, details, metadata = trailers), or a GatewayError UNAVAILABLE naming the backend when no endpoint
+   * is usable. `signal` aborts cancel the call.
    */
-  unary(path: string, request: Buffer, options: CallOptions, signal: AbortSignal): Promise<UnaryResult> {
+  async unary(path: string, request: Buffer, options: CallOptions, signal: AbortSignal): Promise<UnaryResult> {
+    const up = this.upstream;
+    const tried = new Set<UpstreamEndpoint>();
+    let last: CallError | undefined;
+    for (;;) {
+      const ep = up.pick(tried);
+      if (!ep) throw up.unavailable(last?.details);
+      tried.add(ep);
+      up.begin(ep);
+      try {
+        const result = this.#options.transport === 'h2'
+          ? await h2Unary(ep.pool, path, request, this.#h2Options(options), signal)
+          : await this.#grpcJsUnary(ep, path, request, options, signal);
+        up.end(ep, Code.OK);
+        return result;
+      } catch (err) {
+        const e = err as CallError;
+        up.end(ep, typeof e.code === 'number' ? e.code : Code.UNKNOWN, e.retryable === true);
+        if (!e.retryable || signal.aborted || !up.mayRetry(tried.size)) throw err;
+        last = e;
+      }
+    }
+  }
+
+  serverStream(path: string, request: Buffer, options: CallOptions): ServerStreamCall {
+    const up = this.upstream;
+    if (this.#options.transport === 'grpc-js') {
+      const ep = up.pick();
+      if (!ep) return failedStream(up.unavailable());
+      up.begin(ep);
+      const call = this.#client(ep).makeServerStreamRequest<Buffer, Buffer>(path, identity, identity, request, options.metadata, {
+        deadline: options.deadline ?? Infinity,
+      });
+      call.on('status', (s) => up.end(ep, s.code));
+      return call as unknown as ServerStreamCall;
+    }
+    const tried = new Set<UpstreamEndpoint>();
+    return new H2ServerStream((previous) => {
+      if (previous && !up.mayRetry(tried.size)) return previous;
+      const ep = up.pick(tried);
+      if (!ep) {
+        const ge = up.unavailable(previous?.details);
+        return new CallError(ge.code, ge.message);
+      }
+      tried.add(ep);
+      up.begin(ep);
+      return { pool: ep.pool, done: (err) => up.end(ep, err?.code ?? Code.OK, err?.retryable === true) };
+    }, path, request, this.#h2Options(options));
+  }
+
+  /** Closes grpc-js channels; pools belong to the upstream, which the gateway closes. */
+  close(): void {
+    for (const ep of this.upstream.picker.endpoints) {
+      ep.grpcClient?.close();
+      ep.grpcClient = undefined;
+    }
+  }
+
+  #h2Options(options: CallOptions): H2CallOptions {
+    return {
+      metadata: options.metadata,
+      deadline: options.deadline,
+      maxReceiveMessageBytes: this.#options.maxReceiveMessageBytes,
+      maxSendMessageBytes: this.#options.maxSendMessageBytes,
+      scheme: this.upstream.scheme,
+    };
+  }
+
+  #client(ep: UpstreamEndpoint): grpc.Client {
+    if (!ep.grpcClient) {
+      const tls = this.upstream.settings.tls;
+      const creds = tls
+        ? grpc.credentials.createSsl(toBuf(tls.ca), toBuf(tls.key), toBuf(tls.cert))
+        : grpc.credentials.createInsecure();
+      const pool = this.upstream.settings.pool;
+      ep.grpcClient = new grpc.Client(ep.address, creds, {
+        'grpc.max_receive_message_length': this.#options.maxReceiveMessageBytes,
+        'grpc.max_send_message_length': this.#options.maxSendMessageBytes,
+        'grpc.keepalive_time_ms': pool.keepaliveTimeMs ?? 300_000,
+        'grpc.keepalive_timeout_ms': pool.keepaliveTimeoutMs ?? 20_000,
+        ...(tls?.serverName ? { 'grpc.ssl_target_name_override': tls.serverName } : {}),
+        ...this.#options.channelOptions,
+      });
+    }
+    return ep.grpcClient;
+  }
+
+  #grpcJsUnary(ep: UpstreamEndpoint, path: string, request: Buffer, options: CallOptions, signal: AbortSignal): Promise<UnaryResult> {
     return new Promise((resolve, reject) => {
-      let headers = new grpc.Metadata();
+      let headers: grpc.Metadata | undefined;
       let message: Buffer | undefined;
-      const call = this.#pick().makeUnaryRequest<Buffer, Buffer>(
-        path,
-        identity,
-        identity,
-        request,
-        options.metadata,
+      const call = this.#client(ep).makeUnaryRequest<Buffer, Buffer>(path, identity, identity, request, options.metadata,
         { deadline: options.deadline ?? Infinity },
         (err, value) => {
-          if (err) return reject(err);
+          signal.removeEventListener('abort', onAbort);
+          if (err) {
+            // No response headers and a connection-level failure: grpc-js never delivered the request.
+            const retryable = err.code === grpc.status.UNAVAILABLE && headers === undefined && /No connection established|ECONNREFUSED|connect/i.test(err.details);
+            return reject(Object.assign(err, { retryable }));
+          }
           message = value;
-        },
-      );
+        });
       call.on('metadata', (md) => { headers = md; });
       call.on('status', (status) => {
-        if (status.code === grpc.status.OK && message) resolve({ message, headers, trailers: status.metadata });
+        if (status.code === grpc.status.OK && message) resolve({ message, headers: headers ?? new grpc.Metadata(), trailers: status.metadata });
       });
       const onAbort = (): void => call.cancel();
-      signal.addEventListener('abort', onAbort, { once: true });
-      call.on('status', () => signal.removeEventListener('abort', onAbort));
+      if (signal.aborted) call.cancel();
+      else signal.addEventListener('abort', onAbort, { once: true });
     });
   }
+}
 
-  serverStream(path: string, request: Buffer, options: CallOptions): grpc.ClientReadableStream<Buffer> {
-    return this.#pick().makeServerStreamRequest<Buffer, Buffer>(path, identity, identity, request, options.metadata, {
-      deadline: options.deadline ?? Infinity,
-    });
-  }
+function toBuf(v: string | Buffer | undefined): Buffer | null {
+  return v === undefined ? null : Buffer.isBuffer(v) ? v : Buffer.from(v);
+}
 
-  close(): void {
-    for (const c of this.#clients) c.close();
-  }
+/** A stream that fails at once (no usable endpoint), with the events the REST layer listens to. */
+function failedStream(err: GatewayError): ServerStreamCall {
+  const stream = new H2ServerStream(() => new CallError(err.code, err.message), '', Buffer.alloc(0), {
+    metadata: new grpc.Metadata(), deadline: undefined, maxReceiveMessageBytes: 0, maxSendMessageBytes: 0, scheme: 'http',
+  });
+  return stream;
 }

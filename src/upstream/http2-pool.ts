@@ -8,6 +8,20 @@
  * endpoints and never retries on its own.
  *
  * The streams it returns are plain node:http2 ClientHttp2Streams: callers pipe them and own their lifecycle.
+ *
+ * Connectivity (what the balancer reads through `connectivity` and `onStateChange`; gRPC's subchannel states):
+ *
+ *   idle ──request()──▶ connecting ──SETTINGS──▶ ready ──last session closes cleanly (GOAWAY, idle)──▶ idle
+ *                          │                       │
+ *                          │ connect fails         │ last session dies abnormally: one immediate reconnect
+ *                          ▼                       ▼
+ *                   transient_failure ◀── that reconnect fails
+ *                          │ backoff timer (initial × multiplier^n, ±jitter, capped) fires
+ *                          └──────────▶ connecting (proactive: a restarted backend gets traffic without a request)
+ *
+ * Balancers give no calls to a pool in transient_failure; a request() that comes anyway connects at once (gRPC's
+ * "request connection" overrides the backoff) and fails with UNAVAILABLE if that fails too. A reconnect that reaches `ready` resets the backoff. Extra sessions opened under load close after
+ * `idleTimeoutMs` without streams.
  */
 import type { ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import { Code, GatewayError } from '../errors/index.ts';
@@ -43,7 +57,13 @@ export interface Http2PoolOptions {
   maxHeaderListSize?: number;
   /** Sessions this pool may hold open at once (including draining ones). Default 16. */
   maxSessions?: number;
+  /** Reconnect backoff after a failed connect (gRPC connection-backoff.md: 1 s, ×1.6, ±20% jitter, max 120 s). */
+  reconnectBackoff?: { initialMs?: number; multiplier?: number; jitter?: number; maxMs?: number };
+  /** Told about every connectivity change (balancers rebuild their picker from it). */
+  onStateChange?: (pool: Http2Pool, state: PoolConnectivity) => void;
 }
+
+export type PoolConnectivity = 'idle' | 'connecting' | 'ready' | 'transient_failure';
 
 export interface Http2RequestOptions extends ClientSessionRequestOptions {
   /** Aborting removes a queued request (the promise rejects with CANCELLED); it does not touch an opened stream. */
@@ -55,6 +75,8 @@ export interface Http2PoolStats {
   sessions: Array<{ state: Http2SessionState; activeStreams: number; maxConcurrentStreams: number; streamsOpened: number }>;
   queued: number;
   sessionsOpened: number;
+  connectivity: PoolConnectivity;
+  connectFailures: number;
 }
 
 interface Waiter {
@@ -87,6 +109,13 @@ export class Http2Pool {
   #closed = false;
   #sessionsOpened = 0;
   #closeWaiters: Array<() => void> = [];
+  #backoff: { initialMs: number; multiplier: number; jitter: number; maxMs: number };
+  #onStateChange: Http2PoolOptions['onStateChange'];
+  #connectivity: PoolConnectivity = 'idle';
+  #connectFailures = 0;
+  #nextBackoffMs: number;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #lastError = '';
 
   constructor(endpoint: string, options: Http2PoolOptions = {}) {
     this.endpoint = endpoint;
@@ -104,6 +133,30 @@ export class Http2Pool {
       maxHeaderListSize: options.maxHeaderListSize ?? d.maxHeaderListSize,
     };
     this.#maxSessions = options.maxSessions ?? d.maxSessions;
+    const b = options.reconnectBackoff ?? {};
+    this.#backoff = { initialMs: b.initialMs ?? 1000, multiplier: b.multiplier ?? 1.6, jitter: b.jitter ?? 0.2, maxMs: b.maxMs ?? 120_000 };
+    this.#nextBackoffMs = this.#backoff.initialMs;
+    this.#onStateChange = options.onStateChange;
+  }
+
+  get connectivity(): PoolConnectivity {
+    return this.#connectivity;
+  }
+
+  /** Consecutive failed connection attempts (0 once a session reached ready). */
+  get connectFailures(): number {
+    return this.#connectFailures;
+  }
+
+  /** Sessions not yet closed. */
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Start connecting now (warm-up, or a balancer wanting the state of an idle endpoint). */
+  connect(): void {
+    if (this.#closed || this.#connectivity === 'transient_failure') return;
+    if (this.#sessions.size === 0) this.#connect();
   }
 
   /**
@@ -146,6 +199,8 @@ export class Http2Pool {
       sessions: [...this.#sessions].map((s) => s.stats()),
       queued: this.#queue.length,
       sessionsOpened: this.#sessionsOpened,
+      connectivity: this.#connectivity,
+      connectFailures: this.#connectFailures,
     };
   }
 
@@ -154,6 +209,7 @@ export class Http2Pool {
    */
   async close(options: { graceMs?: number } = {}): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#retryTimer);
     for (const w of this.#queue.splice(0)) {
       w.cleanup();
       w.reject(new GatewayError(Code.UNAVAILABLE, `upstream pool for ${this.endpoint} is closing`));
@@ -210,28 +266,68 @@ export class Http2Pool {
   #connect(): void {
     this.#sessionsOpened++;
     const session = new Http2UpstreamSession(this.endpoint, this.#settings, {
-      onCapacity: () => this.#pump(),
+      onCapacity: (s) => {
+        if (s.state === 'ready' && this.#connectFailures > 0) {
+          this.#connectFailures = 0;
+          this.#nextBackoffMs = this.#backoff.initialMs;
+        }
+        this.#updateConnectivity();
+        this.#pump();
+      },
       onClosed: (s, error) => this.#onSessionClosed(s, error),
     });
     this.#sessions.add(session);
+    this.#updateConnectivity();
   }
 
   #onSessionClosed(session: Http2UpstreamSession, error: Error | undefined): void {
+    const wasReady = session.everReady;
     this.#sessions.delete(session);
     if (this.#closed) {
       if (this.#sessions.size === 0) for (const resolve of this.#closeWaiters.splice(0)) resolve();
       return;
     }
     const othersUsable = [...this.#sessions].some((s) => s.state === 'ready' || s.state === 'connecting');
-    if (error && !othersUsable && this.#queue.length > 0) {
-      // The endpoint is unreachable: fail fast rather than reconnect in a loop. Backoff belongs to the balancer.
-      const reason = error.message || String(error);
+    if (error && !othersUsable && (!wasReady || this.#queue.length > 0)) {
+      // The endpoint is unreachable (or a connection died with requests waiting): fail them fast, retry the
+      // connection after a backoff. A working connection that died with nothing waiting just goes idle: the next
+      // request tells a restart apart from an outage.
+      this.#lastError = error.message || String(error);
+      this.#connectFailures++;
       for (const w of this.#queue.splice(0)) {
         w.cleanup();
-        w.reject(new GatewayError(Code.UNAVAILABLE, `cannot reach ${this.endpoint}: ${reason}`, { cause: error }));
+        w.reject(new GatewayError(Code.UNAVAILABLE, `cannot reach ${this.endpoint}: ${this.#lastError}`, { cause: error }));
       }
+      this.#scheduleReconnect();
+      this.#updateConnectivity();
       return;
     }
+    this.#updateConnectivity();
     this.#pump();
+  }
+
+  #scheduleReconnect(): void {
+    const b = this.#backoff;
+    const delay = this.#nextBackoffMs * (1 + b.jitter * (Math.random() * 2 - 1));
+    this.#nextBackoffMs = Math.min(b.maxMs, this.#nextBackoffMs * b.multiplier);
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (this.#closed) return;
+      this.#connect();
+    }, Math.max(0, delay));
+    this.#retryTimer.unref();
+  }
+
+  #updateConnectivity(): void {
+    let next: PoolConnectivity;
+    const states = [...this.#sessions].map((s) => s.state);
+    if (states.includes('ready')) next = 'ready';
+    else if (this.#retryTimer) next = 'transient_failure';
+    else if (states.includes('connecting')) next = 'connecting';
+    else next = 'idle';
+    if (next === this.#connectivity) return;
+    this.#connectivity = next;
+    this.#onStateChange?.(this, next);
   }
 }

@@ -69,6 +69,7 @@ export class Http2UpstreamSession {
   #keepaliveTimer: NodeJS.Timeout | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   #goawayReceived = false;
+  #everReady = false;
 
   constructor(endpoint: string, settings: Http2SessionSettings, events: Http2SessionEvents) {
     this.endpoint = endpoint;
@@ -125,6 +126,11 @@ export class Http2UpstreamSession {
 
   get maxConcurrentStreams(): number {
     return this.#maxStreams;
+  }
+
+  /** The session reached `ready` at some point (tells a dead connection from a failed connect). */
+  get everReady(): boolean {
+    return this.#everReady;
   }
 
   get goawayReceived(): boolean {
@@ -193,6 +199,7 @@ export class Http2UpstreamSession {
       clearTimeout(this.#connectTimer);
       this.#connectTimer = undefined;
       this.#state = 'ready';
+      this.#everReady = true;
       // The connection window is a session-level setting with no SETTINGS entry: it has to be raised explicitly.
       if (this.#settings.connectionWindowSize > 65_535) {
         this.#session.setLocalWindowSize(this.#settings.connectionWindowSize);
