@@ -161,6 +161,7 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
           host: config.grpc.host,
           port: config.grpc.port,
           resolveService: backendOf,
+          metrics,
           tls: config.grpc.tls ? new CertificateFiles(config.grpc.tls, logger).current() : undefined,
           logger,
         });

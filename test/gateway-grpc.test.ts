@@ -57,4 +57,14 @@ test('one gateway: REST and gRPC to a loaded service, gRPC to an unloaded one by
     raw.makeUnaryRequest('/nobody.v1.Home/Call', (b: Buffer) => b, (b: Buffer) => b, payload, (e) => resolve(e!)));
   assert.equal(err.code, grpc.status.UNIMPLEMENTED);
   assert.match(err.details, /nobody\.v1\.Home/);
+
+  // The gRPC port's calls show up in the metrics by service, method and code, with their bytes (frames with their
+  // 5-byte prefix: 16 bytes of payload each way).
+  const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+  assert.match(text, /protogate_grpc_streams_total\{service="library\.v1\.LibraryService",method="GetBook",grpc_code="OK"\} 1/);
+  assert.match(text, /protogate_grpc_streams_total\{service="test\.passthrough\.v1\.Echo",method="Unary",grpc_code="OK"\} 1/);
+  assert.match(text, /protogate_grpc_streams_total\{service="nobody\.v1\.Home",method="Call",grpc_code="UNIMPLEMENTED"\} 1/);
+  assert.match(text, /protogate_grpc_received_bytes_total\{service="test\.passthrough\.v1\.Echo",method="Unary"\} 21/);
+  assert.match(text, /protogate_grpc_sent_bytes_total\{service="test\.passthrough\.v1\.Echo",method="Unary"\} 21/);
+  assert.match(text, /protogate_grpc_streams_in_flight 0/);
 });

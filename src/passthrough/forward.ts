@@ -23,8 +23,10 @@ const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.cons
 export interface ForwardContext {
   backends: BackendRouter;
   logger: PassthroughLogger | undefined;
-  /** Called once when the client stream closes; `rstCode` as node:http2 reports it. */
-  onStreamClosed(rstCode: number): void;
+  /** Called once when the client stream closes: `rstCode` as node:http2 reports it, the gRPC status the client got. */
+  onStreamClosed(rstCode: number, grpcCode: number): void;
+  /** Request bytes as they go to the backend (metrics). */
+  onRequestBytes?: (n: number) => void;
 }
 
 export class StreamForwarder {
@@ -46,6 +48,8 @@ export class StreamForwarder {
   /** The response to the client is complete or abandoned: nothing more may be sent. */
   #done = false;
   #deadline: NodeJS.Timeout | undefined;
+  /** The grpc-status sent to the client; undefined until one is. */
+  #grpcCode: number | undefined;
 
   constructor(client: ServerHttp2Stream, headers: IncomingHttpHeaders, backend: PassthroughBackend, ctx: ForwardContext) {
     this.#client = client;
@@ -104,6 +108,9 @@ export class StreamForwarder {
     });
     upstream.once('close', () => this.#onUpstreamClose());
     this.#client.pipe(upstream);
+    // Only once piped: a 'data' listener before that would start the flow with nowhere to send it.
+    const count = this.#ctx.onRequestBytes;
+    if (count) this.#client.on('data', (chunk: Buffer) => count(chunk.length));
   }
 
   #onResponse(headers: IncomingHttpHeaders, flags: number): void {
@@ -157,6 +164,7 @@ export class StreamForwarder {
     this.#wantTrailers = false;
     this.#done = true;
     this.#clearDeadline();
+    this.#grpcCode = statusOf(trailers);
     this.#client.sendTrailers(trailers);
   }
 
@@ -186,6 +194,7 @@ export class StreamForwarder {
   #respond(headers: OutgoingHttpHeaders, endStream: boolean): void {
     this.#done = true;
     this.#clearDeadline();
+    if (endStream) this.#grpcCode = statusOf(headers);
     this.#client.respond(headers, { endStream });
     this.#discardRequestBody();
   }
@@ -207,11 +216,17 @@ export class StreamForwarder {
       upstream.close(NGHTTP2_CANCEL);
     }
     this.#done = true;
-    this.#ctx.onStreamClosed(this.#client.rstCode ?? NGHTTP2_NO_ERROR);
+    this.#ctx.onStreamClosed(this.#client.rstCode ?? NGHTTP2_NO_ERROR, this.#grpcCode ?? Code.CANCELLED);
   }
 
   #clearDeadline(): void {
     clearTimeout(this.#deadline);
     this.#deadline = undefined;
   }
+}
+
+/** The grpc-status of a trailers block; a block without one (a non-gRPC reply) counts as UNKNOWN. */
+function statusOf(headers: OutgoingHttpHeaders): number {
+  const v = Number(headers['grpc-status']);
+  return Number.isInteger(v) ? v : Code.UNKNOWN;
 }

@@ -8,6 +8,7 @@
  * (no_application_protocol), one without ALPN gets the same 426 on the TLS socket.
  */
 import http2 from 'node:http2';
+import { performance } from 'node:perf_hooks';
 import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Http2SecureServer, Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
@@ -78,21 +79,38 @@ export async function startPassthrough(options: PassthroughOptions): Promise<Pas
     const guard = guards.get(stream.session as ServerHttp2Session);
     guard?.streamOpened();
     let closed = false;
-    const onClosed = (rstCode: number): void => {
+    const observe = methodMetrics(options, headers[':path']);
+    const started = observe ? performance.now() : 0;
+    observe?.start();
+    const onClosed = (rstCode: number, grpcCode: number): void => {
       if (closed) return;
       closed = true;
       counters.activeStreams--;
       if (rstCode !== http2.constants.NGHTTP2_NO_ERROR) counters.streamResets++;
       guard?.streamClosed(rstCode);
+      observe?.finish(grpcCode, (performance.now() - started) / 1000);
     };
+    if (observe) {
+      const write = stream.write.bind(stream);
+      // Bytes to the client, counted where they leave (pipe() writes every chunk through here).
+      stream.write = ((chunk: Buffer, ...rest: unknown[]) => {
+        observe.sentBytes(chunk.length);
+        return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+      }) as typeof stream.write;
+    }
     const backend = admit(stream, headers, options);
     if (!backend) {
       counters.rejected++;
       stream.on('error', () => {});
-      stream.once('close', () => onClosed(stream.rstCode ?? 0));
+      stream.once('close', () => onClosed(stream.rstCode ?? 0, Code.UNIMPLEMENTED));
       return;
     }
-    new StreamForwarder(stream, headers, backend, { backends, logger, onStreamClosed: onClosed }).start();
+    new StreamForwarder(stream, headers, backend, {
+      backends,
+      logger,
+      onStreamClosed: onClosed,
+      onRequestBytes: observe ? (n) => observe.receivedBytes(n) : undefined,
+    }).start();
   });
 
   if (options.tls) {
@@ -157,6 +175,13 @@ export async function startPassthrough(options: PassthroughOptions): Promise<Pas
     for (const socket of sockets) socket.destroy();
     await listenerClosed;
   }
+}
+
+/** Metrics for a gRPC call's /service/method; none for requests that are not gRPC paths or when metrics are off. */
+function methodMetrics(options: PassthroughOptions, path: string | undefined) {
+  if (!options.metrics || !path) return undefined;
+  const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
+  return m ? options.metrics.grpcMethod(m[1]!, m[2]!) : undefined;
 }
 
 /** Checks a new stream is a gRPC call and finds its backend; answers it (and returns undefined) otherwise. */

@@ -2,6 +2,7 @@
  * Options of the passthrough listener and their defaults, in one place. Validation happens in config/; these
  * types are what the composition root hands over.
  */
+import type { Metrics } from '../observability/metrics.ts';
 import type { Http2PoolOptions, Http2PoolStats, Http2UpstreamTls } from '../upstream/http2-pool.ts';
 import type { BackendUpstream } from '../upstream/backend-upstream.ts';
 
@@ -61,6 +62,8 @@ export interface PassthroughOptions {
   /** Upstream session pools (one per backend endpoint); see Http2PoolOptions for each default. */
   upstream?: Omit<Http2PoolOptions, 'tls'>;
   logger?: PassthroughLogger;
+  /** Per-method stream metrics (protogate_grpc_*); none when absent. */
+  metrics?: Metrics;
 }
 
 export interface PassthroughStats {
