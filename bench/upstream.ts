@@ -9,8 +9,8 @@
  *  4. time until a killed endpoint stops receiving calls.
  */
 import { spawn } from 'node:child_process';
-import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
+import { cancelToken } from '../src/upstream/http2-pool.ts';
 import { BackendUpstream } from '../src/upstream/backend-upstream.ts';
 import type { UpstreamSettings } from '../src/upstream/backend-upstream.ts';
 import { GrpcInvoker } from '../src/upstream/grpc-invoker.ts';
@@ -50,12 +50,10 @@ async function load(invoker: GrpcInvoker, ms: number, concurrency: number, byHos
   let errors = 0;
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
-  const signal = new AbortController().signal;
-  setMaxListeners(0, signal); // one never-aborted signal shared by all workers
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (Date.now() < stopAt) {
       try {
-        const r = await invoker.unary(PATH, body, { metadata: new grpc.Metadata(), deadline: Date.now() + 5000 }, signal);
+        const r = await invoker.unary(PATH, body, { metadata: new grpc.Metadata(), deadline: Date.now() + 5000 }, cancelToken());
         n++;
         if (byHost) {
           const h = String(r.headers.get('x-served-by')[0]);

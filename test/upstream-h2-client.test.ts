@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { Http2Pool } from '../src/upstream/http2-pool.ts';
 import { FrameDecoder, H2ServerStream, decodeGrpcMessage, encodeFrame, grpcTimeoutHeader, h2Unary } from '../src/upstream/h2-grpc-client.ts';
+import { abortToken, cancelToken } from '../src/upstream/http2-pool.ts';
 import type { CallError, H2CallOptions } from '../src/upstream/h2-grpc-client.ts';
 import { configSchema } from '../src/config/schema.ts';
 
@@ -81,9 +82,9 @@ test('h2 unary: deadline exceeded and cancellation reset the stream; the backend
   const late = await h2Unary(pool, '/t.S/Hang', Buffer.alloc(0), opts({ deadline: Date.now() + 100 })).catch((e: CallError) => e);
   assert.equal((late as CallError).code, grpc.status.DEADLINE_EXCEEDED);
   seen.cancelled = false;
-  const ac = new AbortController();
-  const p = h2Unary(pool, '/t.S/Hang', Buffer.alloc(0), opts(), ac.signal).catch((e: CallError) => e);
-  setTimeout(() => ac.abort(), 50);
+  const token = cancelToken();
+  const p = h2Unary(pool, '/t.S/Hang', Buffer.alloc(0), opts(), token).catch((e: CallError) => e);
+  setTimeout(() => abortToken(token), 50);
   assert.equal(((await p) as CallError).code, grpc.status.CANCELLED);
   const until = Date.now() + 2_000;
   while (!seen.cancelled && Date.now() < until) await new Promise((r) => setTimeout(r, 10));

@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { FileRegistry } from '@bufbuild/protobuf';
 import { Code, GatewayError, httpStatusFromCode, type StatusJson } from '../errors/index.ts';
 import type { GrpcInvoker } from '../upstream/grpc-invoker.ts';
+import { abortToken, cancelToken } from '../upstream/http2-pool.ts';
 import { statusBody } from '../transcode/status.ts';
 import type { RouteEntry } from './routes.ts';
 import type { HookResult, OnRequestHook } from '../config/hook-types.ts';
@@ -68,18 +69,18 @@ export async function handleTranscode(ctx: HandlerContext, req: TranscodeRequest
   }
 
   // A client that goes away cancels the call: 'close' on the response before it finished means the socket died.
-  const abort = new AbortController();
-  const onClose = (): void => { if (!res.writableEnded) abort.abort(); };
+  const abort = cancelToken();
+  const onClose = (): void => { if (!res.writableEnded) abortToken(abort); };
   res.on('close', onClose);
   try {
-    const result = await invoker.unary(entry.method.path, requestBytes, { metadata, deadline }, abort.signal);
+    const result = await invoker.unary(entry.method.path, requestBytes, { metadata, deadline }, abort);
     const out = entry.response.body(result.message);
     writeHeaders(res, 200, out.contentType, result.headers, result.trailers);
     req.outcome.grpcCode = 0;
     req.outcome.resBytes = Buffer.byteLength(out.body);
     res.end(out.body);
   } catch (err) {
-    if (abort.signal.aborted) {
+    if (abort.aborted) {
       req.outcome.grpcCode = Code.CANCELLED;
       return;
     }

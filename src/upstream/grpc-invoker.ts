@@ -14,6 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Code, GatewayError } from '../errors/index.ts';
 import type { BackendUpstream } from './backend-upstream.ts';
 import type { UpstreamEndpoint } from './endpoint.ts';
+import type { CancelToken } from './http2-pool.ts';
 import { CallError, H2ServerStream, h2Unary } from './h2-grpc-client.ts';
 import type { H2CallOptions, ServerStreamCall, UnaryResult } from './h2-grpc-client.ts';
 
@@ -53,9 +54,9 @@ export class GrpcInvoker {
   /**
    * Starts a unary call. Resolves with the response and both metadata sets; rejects with a ServiceError-shaped
    * error (code, details, metadata = trailers), or a GatewayError UNAVAILABLE naming the backend when no endpoint
-   * is usable. `signal` aborts cancel the call.
+   * is usable. Aborting `signal` (abortToken) cancels the call.
    */
-  async unary(path: string, request: Buffer, options: CallOptions, signal: AbortSignal): Promise<UnaryResult> {
+  async unary(path: string, request: Buffer, options: CallOptions, signal: CancelToken): Promise<UnaryResult> {
     const up = this.upstream;
     const tried = new Set<UpstreamEndpoint>();
     let last: CallError | undefined;
@@ -142,14 +143,14 @@ export class GrpcInvoker {
     return ep.grpcClient;
   }
 
-  #grpcJsUnary(ep: UpstreamEndpoint, path: string, request: Buffer, options: CallOptions, signal: AbortSignal): Promise<UnaryResult> {
+  #grpcJsUnary(ep: UpstreamEndpoint, path: string, request: Buffer, options: CallOptions, signal: CancelToken): Promise<UnaryResult> {
     return new Promise((resolve, reject) => {
       let headers: grpc.Metadata | undefined;
       let message: Buffer | undefined;
       const call = this.#client(ep).makeUnaryRequest<Buffer, Buffer>(path, identity, identity, request, options.metadata,
         { deadline: options.deadline ?? Infinity },
         (err, value) => {
-          signal.removeEventListener('abort', onAbort);
+          signal.onAbort = undefined;
           if (err) {
             // No response headers and a connection-level failure: grpc-js never delivered the request.
             const retryable = err.code === grpc.status.UNAVAILABLE && headers === undefined && /No connection established|ECONNREFUSED|connect/i.test(err.details);
@@ -163,7 +164,7 @@ export class GrpcInvoker {
       });
       const onAbort = (): void => call.cancel();
       if (signal.aborted) call.cancel();
-      else signal.addEventListener('abort', onAbort, { once: true });
+      else signal.onAbort = onAbort;
     });
   }
 }

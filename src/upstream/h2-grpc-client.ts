@@ -15,7 +15,7 @@ import http2 from 'node:http2';
 import type { ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { Code, GatewayError } from '../errors/index.ts';
-import type { Http2Pool } from './http2-pool.ts';
+import { abortToken, cancelToken, type CancelToken, type Http2Pool } from './http2-pool.ts';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -188,7 +188,7 @@ class H2Call {
   #status: { code: number; details: string; trailers: grpc.Metadata } | undefined;
   #ended = false;
   #timer: NodeJS.Timeout | undefined;
-  #abort = new AbortController();
+  #abort = cancelToken();
   #sink: CallSink;
   #endpoint = 'backend';
 
@@ -209,7 +209,7 @@ class H2Call {
       // grpc-js's wording: the REST layer recognises a deadline enforced by the client side by it.
       this.#timer = setTimeout(() => this.cancel(Code.DEADLINE_EXCEEDED, `Deadline exceeded after ${left} ms`), left);
     }
-    pool.request(requestHeaders(pool, path, options), { signal: this.#abort.signal }).then(
+    pool.request(requestHeaders(pool, path, options), { cancel: this.#abort }).then(
       (stream) => this.#attach(stream, request),
       (err: unknown) => {
         if (this.#ended) return;
@@ -222,7 +222,7 @@ class H2Call {
 
   cancel(code: number = Code.CANCELLED, details = 'cancelled'): void {
     if (this.#ended) return;
-    this.#abort.abort();
+    abortToken(this.#abort);
     // close(CANCEL) sends RST_STREAM: the backend sees the call cancelled.
     if (this.stream && !this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
     this.#finish(new CallError(code, details));
@@ -323,7 +323,7 @@ class H2Call {
 export type StreamAttempt = (previous: CallError | undefined) => { pool: Http2Pool; done(err: CallError | undefined): void } | CallError;
 
 /** Unary call: resolves with the one response message and both metadata sets; rejects with a CallError. */
-export function h2Unary(pool: Http2Pool, path: string, request: Buffer, options: H2CallOptions, signal?: AbortSignal): Promise<UnaryResult> {
+export function h2Unary(pool: Http2Pool, path: string, request: Buffer, options: H2CallOptions, signal?: CancelToken): Promise<UnaryResult> {
   return new Promise((resolve, reject) => {
     let headers = new grpc.Metadata();
     let message: Buffer | undefined;
@@ -336,7 +336,7 @@ export function h2Unary(pool: Http2Pool, path: string, request: Buffer, options:
         message = m;
       },
       end: (err, trailers) => {
-        signal?.removeEventListener('abort', onAbort);
+        if (signal) signal.onAbort = undefined;
         if (err) return reject(err);
         if (message === undefined || extra) {
           return reject(new CallError(Code.UNIMPLEMENTED, `backend sent ${extra ? 'more than one message' : 'no message'} for a unary call`, trailers));
@@ -345,7 +345,7 @@ export function h2Unary(pool: Http2Pool, path: string, request: Buffer, options:
       },
     });
     if (signal?.aborted) return reject(new CallError(Code.CANCELLED, 'cancelled'));
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal) signal.onAbort = onAbort;
     call.start(pool, path, request, options);
   });
 }

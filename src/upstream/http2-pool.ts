@@ -68,6 +68,8 @@ export type PoolConnectivity = 'idle' | 'connecting' | 'ready' | 'transient_fail
 export interface Http2RequestOptions extends ClientSessionRequestOptions {
   /** Aborting removes a queued request (the promise rejects with CANCELLED); it does not touch an opened stream. */
   signal?: AbortSignal;
+  /** The cheap alternative to `signal` for per-call hot paths. */
+  cancel?: CancelToken;
 }
 
 export interface Http2PoolStats {
@@ -165,13 +167,13 @@ export class Http2Pool {
    * `options.signal` aborts first.
    */
   request(headers: OutgoingHttpHeaders, options: Http2RequestOptions = {}): Promise<ClientHttp2Stream> {
-    const { signal, ...requestOptions } = options;
+    const { signal, cancel, ...requestOptions } = options;
     return new Promise((resolve, reject) => {
       if (this.#closed) {
         reject(new GatewayError(Code.UNAVAILABLE, `upstream pool for ${this.endpoint} is closed`));
         return;
       }
-      if (signal?.aborted) {
+      if (signal?.aborted || cancel?.aborted) {
         reject(new GatewayError(Code.CANCELLED, 'request cancelled before it was sent upstream'));
         return;
       }
@@ -185,9 +187,13 @@ export class Http2Pool {
         options: requestOptions,
         resolve,
         reject,
-        cleanup: () => signal?.removeEventListener('abort', onAbort),
+        cleanup: () => {
+          signal?.removeEventListener('abort', onAbort);
+          if (cancel) cancel.onAbort = undefined;
+        },
       };
       signal?.addEventListener('abort', onAbort, { once: true });
+      if (cancel) cancel.onAbort = onAbort;
       this.#queue.push(waiter);
       this.#pump();
     });
@@ -330,4 +336,26 @@ export class Http2Pool {
     this.#connectivity = next;
     this.#onStateChange?.(this, next);
   }
+}
+
+/**
+ * A cancellation flag with at most one listener: what a call needs from AbortSignal, without EventTarget, whose
+ * cost showed up in the REST path's profile (two AbortControllers and three listeners per request).
+ */
+export interface CancelToken {
+  aborted: boolean;
+  onAbort: (() => void) | undefined;
+}
+
+export function cancelToken(): CancelToken {
+  return { aborted: false, onAbort: undefined };
+}
+
+/** Marks the token aborted and runs its listener once. */
+export function abortToken(token: CancelToken): void {
+  if (token.aborted) return;
+  token.aborted = true;
+  const fn = token.onAbort;
+  token.onAbort = undefined;
+  fn?.();
 }

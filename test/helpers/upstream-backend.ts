@@ -4,6 +4,7 @@
  * a per-server delay makes one slow; Health/Check answers a status the test sets; kill()/restart() keep the port.
  */
 import * as grpc from '@grpc/grpc-js';
+import { cancelToken } from '../../src/upstream/http2-pool.ts';
 import { BackendUpstream } from '../../src/upstream/backend-upstream.ts';
 import type { UpstreamSettings } from '../../src/upstream/backend-upstream.ts';
 import { GrpcInvoker } from '../../src/upstream/grpc-invoker.ts';
@@ -113,7 +114,7 @@ export async function drive(invoker: GrpcInvoker, count: number, concurrency: nu
     while (started < count) {
       started++;
       try {
-        const r = await invoker.unary(UNARY, Buffer.from('x'), { metadata: new grpc.Metadata(), deadline: Date.now() + timeoutMs }, new AbortController().signal);
+        const r = await invoker.unary(UNARY, Buffer.from('x'), { metadata: new grpc.Metadata(), deadline: Date.now() + timeoutMs }, cancelToken());
         const host = String(r.headers.get('x-served-by')[0]);
         byHost.set(host, (byHost.get(host) ?? 0) + 1);
       } catch (err) {
