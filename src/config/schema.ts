@@ -117,6 +117,16 @@ export const configSchema = z.strictObject({
       maxConcurrentRequests: z.number().int().min(0).default(10_000),
       /** HTTPS (and HTTP/2 through ALPN) with these PEM files; reloaded when they change. */
       tls: tlsSchema.optional(),
+      /** Per-client rate limit on the REST port (@fastify/rate-limit): 429 RESOURCE_EXHAUSTED with Retry-After. */
+      rateLimit: z
+        .strictObject({
+          /** Requests per client per window. */
+          max: z.number().int().positive(),
+          timeWindowMs: z.number().int().positive().default(60_000),
+          /** Identify the client by this request header (e.g. "x-api-key") instead of its IP address. */
+          keyHeader: z.string().min(1).optional(),
+        })
+        .optional(),
       /** Browser callers: @fastify/cors options. Off unless set. */
       cors: z
         .strictObject({
@@ -187,7 +197,12 @@ export const configSchema = z.strictObject({
       duplicateRoutes: z.enum(['error', 'warn']).default('error'),
     })
     .prefault({}),
-  /** Code run per request: see HookRequest in src/http/hooks.ts. */
+  /**
+   * Processes serving the same ports (node:cluster): one per core a pod may use. Each worker is a whole gateway;
+   * the primary only forwards signals and restarts a worker that dies.
+   */
+  workers: z.number().int().min(1).max(64).default(1),
+  /** Code run per request: see HookRequest in src/config/hook-types.ts. */
   hooks: z
     .strictObject({
       /** REST requests, after routing and before the body is read into a message: authenticate, add metadata, pick a backend. */
