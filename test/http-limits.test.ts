@@ -136,3 +136,18 @@ test('HTTPS serves HTTP/1.1 and HTTP/2 (ALPN), and a rotated certificate is pick
   }
   assert.equal(now, rotated, 'new connections get the rotated certificate');
 });
+
+test('http.rateLimit: a client over its budget gets 429 RESOURCE_EXHAUSTED with Retry-After; another key is unaffected', async (t) => {
+  const { gw, backend } = await setup(t, { rateLimit: { max: 3, timeWindowMs: 60_000, keyHeader: 'x-api-key' } });
+  const call = (key: string) => fetch(`${gw.url}/v1/shelves/s/books/b`, { headers: { 'x-api-key': key } });
+  for (let i = 0; i < 3; i++) assert.equal((await call('alice')).status, 200);
+  const over = await call('alice');
+  assert.equal(over.status, 429);
+  assert.ok(Number(over.headers.get('retry-after')) > 0);
+  const body = (await over.json()) as { code: number; message: string; details: unknown[] };
+  assert.equal(body.code, 8);
+  assert.match(body.message, /rate limit exceeded: 3 requests per .* per x-api-key/);
+  assert.deepEqual(body.details, []);
+  assert.equal((await call('bob')).status, 200);
+  assert.equal(backend.received.length, 4, 'the refused request never reached the backend');
+});

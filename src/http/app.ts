@@ -7,6 +7,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import cors from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
 import { Code, GatewayError, StartupError, toGatewayError } from '../errors/index.ts';
 import { PathDecodeError } from '../routing/index.ts';
 import { accessLogLine, requestId as makeRequestId } from '../observability/access-log.ts';
@@ -28,6 +29,7 @@ export interface HttpAppOptions {
   /** PEM key and certificate: HTTPS, with HTTP/2 through ALPN. */
   tls?: { key: Buffer; cert: Buffer };
   cors?: Record<string, unknown>;
+  rateLimit?: { max: number; timeWindowMs: number; keyHeader?: string };
 }
 
 /** Methods Fastify knows without registration; custom-verb kinds from HTTP rules are added on top. */
@@ -80,6 +82,22 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
       throw new StartupError('http.cors: an HTTP rule uses the OPTIONS method, which CORS preflight needs. Fix: remove http.cors or that rule.');
     }
     void app.register(cors, options.cors);
+  }
+  const limit = options.rateLimit;
+  if (limit) {
+    // @fastify/rate-limit runs in onRequest, before routing and body parsing, and sets the X-RateLimit-* and
+    // Retry-After headers itself; only its error body is ours (google.rpc.Status through the error handler).
+    void app.register(rateLimit, {
+      max: limit.max,
+      timeWindow: limit.timeWindowMs,
+      keyGenerator: (req) => {
+        const v = limit.keyHeader ? req.headers[limit.keyHeader.toLowerCase()] : undefined;
+        return (Array.isArray(v) ? v[0] : v) ?? req.ip;
+      },
+      errorResponseBuilder: (_req, ctx) => new GatewayError(Code.RESOURCE_EXHAUSTED,
+        `rate limit exceeded: ${ctx.max} requests per ${ctx.after}${limit.keyHeader ? ` per ${limit.keyHeader}` : ' per client address'}`,
+        { httpStatus: 429 }),
+    });
   }
   for (const m of options.routes.httpMethods) {
     if (!methods.has(m)) {
@@ -189,7 +207,11 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     return match;
   }
 
-  app.route({ method: [...methods], url: '*', exposeHeadRoute: false, handler });
+  // Registered as a plugin so it loads after the CORS and rate-limit plugins: @fastify/rate-limit attaches itself to
+  // routes as they are added, and a route added before it loads would go unlimited.
+  void app.register(async (scope) => {
+    scope.route({ method: [...methods], url: '*', exposeHeadRoute: false, handler });
+  });
   app.setNotFoundHandler(handler);
   // Errors Fastify raises before our handler runs (body too large, bad Content-Length).
   app.setErrorHandler((err, request, reply) => {
