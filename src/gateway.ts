@@ -84,6 +84,7 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
     maxConcurrentRequests: config.http.maxConcurrentRequests,
     tls: httpTls?.current(),
     cors: config.http.cors,
+    rateLimit: config.http.rateLimit,
     context: {
       onRequest: config.hooks.onRequest,
       registry: protos.registry,
