@@ -87,6 +87,7 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
     rateLimit: config.http.rateLimit,
     context: {
       onRequest: config.hooks.onRequest,
+      streamIdleTimeoutMs: config.http.streamIdleTimeoutMs,
       registry: protos.registry,
       invokers,
       timeouts,
@@ -163,6 +164,7 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
           port: config.grpc.port,
           resolveService: backendOf,
           metrics,
+          limits: { streamIdleTimeoutMs: config.grpc.streamIdleTimeoutMs },
           tls: config.grpc.tls ? new CertificateFiles(config.grpc.tls, logger).current() : undefined,
           logger,
         });

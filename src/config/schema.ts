@@ -113,6 +113,11 @@ export const configSchema = z.strictObject({
       bodyLimit: z.number().int().positive().default(4 * 1024 * 1024),
       /** Largest request head (request line + headers), in bytes (431 above). */
       maxHeaderSize: z.number().int().positive().default(16 * 1024),
+      /**
+       * A REST server stream with no message from the backend for this long is ended with a last {"error"} line
+       * (DEADLINE_EXCEEDED); time spent waiting on a slow HTTP client does not count. 0 = never.
+       */
+      streamIdleTimeoutMs: z.number().int().min(0).default(300_000),
       /** REST requests handled at once; above it new ones get 503 with Retry-After. 0 = no limit. */
       maxConcurrentRequests: z.number().int().min(0).default(10_000),
       /** HTTPS (and HTTP/2 through ALPN) with these PEM files; reloaded when they change. */
@@ -147,6 +152,8 @@ export const configSchema = z.strictObject({
       port: port.default(9090),
       /** Turn the passthrough listener off. */
       enabled: z.boolean().default(true),
+      /** A call with no bytes either way for this long is ended with DEADLINE_EXCEEDED. 0 = never. */
+      streamIdleTimeoutMs: z.number().int().min(0).default(300_000),
       /** gRPC over TLS with ALPN h2 instead of h2c. */
       tls: tlsSchema.optional(),
     })

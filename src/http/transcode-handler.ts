@@ -15,6 +15,8 @@ import { metadataHeaders, parseGrpcTimeout, requestMetadata, type MetadataPolicy
 
 export interface HandlerContext {
   onRequest?: OnRequestHook;
+  /** Server streams silent this long are ended (0 = never). */
+  streamIdleTimeoutMs: number;
   registry: FileRegistry;
   invokers: Map<string, GrpcInvoker>;
   timeouts: Map<string, number>;
@@ -188,6 +190,7 @@ function streamResponse(ctx: HandlerContext, entry: RouteEntry, invoker: GrpcInv
     const finish = (): void => {
       if (done) return;
       done = true;
+      clearTimeout(idle);
       res.off('close', onClose);
       res.off('drain', onDrain);
       if (failure !== undefined) {
@@ -207,10 +210,23 @@ function streamResponse(ctx: HandlerContext, entry: RouteEntry, invoker: GrpcInv
       }
       resolve();
     };
-    const onDrain = (): void => { call.resume(); };
+    // Idle = no message from the backend while we are ready for one: paused for a slow client does not count.
+    const idleMs = ctx.streamIdleTimeoutMs;
+    const idle = idleMs > 0 ? setTimeout(() => {
+      if (done) return;
+      failure = new GatewayError(Code.DEADLINE_EXCEEDED, `no message for ${idleMs} ms (http.streamIdleTimeoutMs)`);
+      // finish() first: cancelling reports CANCELLED synchronously, which must not replace our status.
+      finish();
+      call.cancel();
+    }, idleMs) : undefined;
+    const onDrain = (): void => {
+      idle?.refresh();
+      call.resume();
+    };
     const onClose = (): void => {
       if (!res.writableEnded && !done) {
         done = true;
+        clearTimeout(idle);
         outcome.grpcCode = Code.CANCELLED;
         call.cancel();
         resolve();
@@ -226,13 +242,18 @@ function streamResponse(ctx: HandlerContext, entry: RouteEntry, invoker: GrpcInv
         chunk = entry.response.streamChunk(msg);
       } catch (err) {
         failure = err instanceof GatewayError ? err : new GatewayError(Code.INTERNAL, 'cannot encode response message', { cause: err });
-        call.cancel();
         finish();
+        call.cancel();
         return;
       }
       start(msg);
       outcome.resBytes += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
-      if (!res.write(chunk)) call.pause();
+      idle?.refresh();
+      if (!res.write(chunk)) {
+        call.pause();
+        // Waiting on the client: the backend is not idle, so no idle deadline until 'drain'.
+        clearTimeout(idle);
+      }
     });
     // grpc-js may report the status before buffered messages were delivered: end only on 'end'.
     call.on('error', (err) => {

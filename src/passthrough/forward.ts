@@ -27,6 +27,8 @@ export interface ForwardContext {
   onStreamClosed(rstCode: number, grpcCode: number): void;
   /** Request bytes as they go to the backend (metrics). */
   onRequestBytes?: (n: number) => void;
+  /** No bytes either way for this long ends the call with DEADLINE_EXCEEDED; 0 = never. */
+  streamIdleTimeoutMs?: number;
 }
 
 export class StreamForwarder {
@@ -48,6 +50,8 @@ export class StreamForwarder {
   /** The response to the client is complete or abandoned: nothing more may be sent. */
   #done = false;
   #deadline: NodeJS.Timeout | undefined;
+  #idle: NodeJS.Timeout | undefined;
+  #touch: (() => void) | undefined;
   /** The grpc-status sent to the client; undefined until one is. */
   #grpcCode: number | undefined;
 
@@ -71,6 +75,19 @@ export class StreamForwarder {
       // The backend enforces the deadline too (grpc-timeout is forwarded); this covers time spent before the
       // backend has the call, e.g. while connecting, and backends that ignore it.
       this.#deadline = setTimeout(() => this.#fail(Code.DEADLINE_EXCEEDED, 'deadline exceeded at the gateway'), timeoutMs);
+    }
+    const idleMs = this.#ctx.streamIdleTimeoutMs ?? 0;
+    if (idleMs > 0) {
+      this.#idle = setTimeout(() => this.#fail(Code.DEADLINE_EXCEEDED, `no bytes either way for ${idleMs} ms (grpc stream idle timeout)`), idleMs);
+      const touch = (): void => { this.#idle?.refresh(); };
+      // Listening for 'data' here would start the flow before the backend is attached: count progress where the
+      // bytes are written instead (request bytes to the backend, response bytes to the client).
+      const write = client.write.bind(client);
+      client.write = ((chunk: unknown, ...rest: unknown[]) => {
+        touch();
+        return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+      }) as typeof client.write;
+      this.#touch = touch;
     }
     // One turn of the event loop lets RST_STREAM frames read in the same chunk as the HEADERS land first, so a
     // rapid-reset flood costs no backend streams (and no backend connections).
@@ -110,7 +127,13 @@ export class StreamForwarder {
     this.#client.pipe(upstream);
     // Only once piped: a 'data' listener before that would start the flow with nowhere to send it.
     const count = this.#ctx.onRequestBytes;
-    if (count) this.#client.on('data', (chunk: Buffer) => count(chunk.length));
+    const touch = this.#touch;
+    if (count || touch) {
+      this.#client.on('data', (chunk: Buffer) => {
+        count?.(chunk.length);
+        touch?.();
+      });
+    }
   }
 
   #onResponse(headers: IncomingHttpHeaders, flags: number): void {
@@ -222,6 +245,8 @@ export class StreamForwarder {
   #clearDeadline(): void {
     clearTimeout(this.#deadline);
     this.#deadline = undefined;
+    clearTimeout(this.#idle);
+    this.#idle = undefined;
   }
 }
 

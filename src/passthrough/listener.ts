@@ -110,6 +110,7 @@ export async function startPassthrough(options: PassthroughOptions): Promise<Pas
       logger,
       onStreamClosed: onClosed,
       onRequestBytes: observe ? (n) => observe.receivedBytes(n) : undefined,
+      streamIdleTimeoutMs: limits.streamIdleTimeoutMs,
     }).start();
   });
 

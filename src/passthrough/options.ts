@@ -26,6 +26,8 @@ export interface PassthroughLimits {
   idleTimeoutMs?: number;
   /** Time for a new connection to send its first bytes (h2c) or finish TLS. Default 10000 ms. */
   handshakeTimeoutMs?: number;
+  /** A call with no bytes in either direction for this long ends with DEADLINE_EXCEEDED; 0 disables. Default 300000 ms (Envoy's stream_idle_timeout). */
+  streamIdleTimeoutMs?: number;
   /**
    * Rapid-reset guard (CVE-2023-44487): a token bucket of stream resets per client connection, in either direction.
    * Emptying it ends the connection with GOAWAY ENHANCE_YOUR_CALM. Default burst 200.
@@ -87,6 +89,7 @@ export interface ResolvedLimits {
   maxHeaderListSize: number;
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
+  streamIdleTimeoutMs: number;
   maxStreamResetBurst: number;
   streamResetRatePerSecond: number;
   initialWindowSize: number;
@@ -99,6 +102,7 @@ export const PASSTHROUGH_LIMIT_DEFAULTS: ResolvedLimits = Object.freeze({
   maxHeaderListSize: 16_384,
   idleTimeoutMs: 300_000,
   handshakeTimeoutMs: 10_000,
+  streamIdleTimeoutMs: 300_000,
   maxStreamResetBurst: 200,
   streamResetRatePerSecond: 33,
   initialWindowSize: 1 << 20,

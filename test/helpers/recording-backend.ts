@@ -23,6 +23,8 @@ export interface ScriptedReply {
   trailers?: Record<string, string>;
   /** Wait before answering (to test deadlines and cancellation). */
   delayMs?: number;
+  /** Server streams: after the messages, neither end nor fail; wait until the client cancels. */
+  hold?: boolean;
 }
 
 export interface Received {
@@ -162,7 +164,7 @@ export async function startRecordingBackend(opts: {
               if (r.cancelled) return;
               await send(reply.generate.item(i));
             }
-            if (r.cancelled) return;
+            if (r.cancelled || reply.hold) return;
             const err = errorOf(reply);
             if (err) call.emit('error', err);
             else call.end(trailersOf(reply));
