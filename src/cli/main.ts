@@ -3,11 +3,13 @@
  * protogate routes  --config <file>     print the route table and exit
  * protogate backends --config <file>    connect to every backend endpoint, print policy, connectivity, health; exit
  */
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { StartupError } from '../errors/index.ts';
 import { loadConfigFile } from '../config/index.ts';
 import { createGateway } from '../gateway.ts';
+import { serveCluster } from './cluster.ts';
 import { formatRouteTable } from './routes-table.ts';
 import { describeBackends, formatBackends, probeBackends } from '../upstream/describe.ts';
 
@@ -42,6 +44,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const config = await loadConfigFile(configFile);
     if (command === 'routes' || command === 'backends') config.log.level = 'silent';
+    // workers > 1: this process is the cluster primary or one of its workers (src/cli/cluster.ts).
+    if (command === 'serve' && (config.workers > 1 || cluster.isWorker)) return await serveCluster(config, configFile);
     const gateway = createGateway(config, { configFile });
     if (command === 'routes') {
       process.stdout.write(formatRouteTable(gateway.routes.router.routes()));

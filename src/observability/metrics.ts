@@ -13,7 +13,7 @@
  *                distinct pairs is capped (maxPassthroughMethods); past the cap they are counted as "(other)"
  *   backend, endpoint  from the config and the resolver; removed again when an endpoint goes away
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Aggregator } from 'prom-client';
 
 export interface MetricDoc {
   readonly name: string;
@@ -185,7 +185,8 @@ export class Metrics {
       name: METRIC_DEFS[k].name, help: METRIC_DEFS[k].help, labelNames: METRIC_DEFS[k].labels, registers: [registry],
     });
     const counter = <K extends keyof typeof METRIC_DEFS>(k: K) => new Counter<Labels<K>>(common(k));
-    const gauge = <K extends keyof typeof METRIC_DEFS>(k: K) => new Gauge<Labels<K>>(common(k));
+    const gauge = <K extends keyof typeof METRIC_DEFS>(k: K, aggregator: Aggregator = 'sum') =>
+      new Gauge<Labels<K>>({ ...common(k), aggregator });
     const histogram = <K extends keyof typeof METRIC_DEFS>(k: K, buckets: readonly number[]) =>
       new Histogram<Labels<K>>({ ...common(k), buckets: [...buckets] });
 
@@ -204,7 +205,9 @@ export class Metrics {
       sent: counter('grpcSentBytes'),
     };
     this.#upstreamConnections = gauge('upstreamConnections');
-    this.#upstreamHealthy = gauge('upstreamHealthy');
+    // With workers > 1 the primary sums the workers' registries (prom-client AggregatorRegistry); a 0/1 flag must
+    // not add up to 2, so an endpoint counts as healthy only when every worker sees it so.
+    this.#upstreamHealthy = gauge('upstreamHealthy', 'min');
     const reloads = counter('configReloads');
     // Both series exist at 0 from the start, so increase() and alerts on failures work from the first reload.
     this.#reloadSuccess = reloads.labels({ result: 'success' });
