@@ -6,6 +6,8 @@
  * shutdown.drainDelayMs so endpoint removal can propagate) -> closing (no new connections; in-flight requests get
  * shutdown.timeoutMs) -> closed.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerHttp2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ResolvedConfig } from './config/index.ts';
@@ -94,6 +96,8 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
       metadata: { forwardHeaders: new Set(config.transcoding.forwardHeaders.map((h) => h.toLowerCase())) },
     },
   });
+
+  const restDrain = trackRestConnections(app.server as unknown as RestServer);
 
   for (const c of routes.conflicts) logger.warn({ conflict: c.kind, method: c.method }, c.message);
   for (const s of routes.skipped) logger.warn(s);
@@ -190,23 +194,88 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
     async shutdown() {
       if (state !== 'started') return closeAll();
       state = 'draining';
-      logger.info({ drainDelayMs: config.shutdown.drainDelayMs }, 'draining: readiness fails, still serving');
-      await sleep(config.shutdown.drainDelayMs);
-      // No new connections; idle keep-alive connections go now, busy ones when their request ends. The gRPC port
-      // sends GOAWAY and lets open streams finish within the same timeout.
-      const grpcDrained = passthrough?.close({ graceMs: config.shutdown.timeoutMs });
-      const server = app.server as unknown as { close(): void; closeIdleConnections?(): void; closeAllConnections?(): void };
+      const { drainDelayMs, timeoutMs } = config.shutdown;
+      // From now on REST responses on HTTP/1.1 say `Connection: close`: keep-alive clients (load balancers) open
+      // their next connection elsewhere instead of reusing one this process is about to close under them.
+      restDrain.startDraining();
+      logger.info({ drainDelayMs }, 'draining: readiness fails, still serving');
+      await sleep(drainDelayMs);
+      // No new connections; idle keep-alive connections go now, busy ones when their request ends. HTTP/2 clients
+      // on either port get GOAWAY; open streams finish within the same timeout.
+      const grpcDrained = passthrough?.close({ graceMs: timeoutMs });
+      const server = app.server as unknown as RestServer;
       server.close();
       server.closeIdleConnections?.();
-      const deadline = Date.now() + config.shutdown.timeoutMs;
-      while (inFlight.count > 0 && Date.now() < deadline) {
+      restDrain.goaway();
+      const deadline = Date.now() + timeoutMs;
+      const busy = (): boolean => inFlight.count > 0 || (passthrough?.stats().activeStreams ?? 0) > 0;
+      while (busy() && Date.now() < deadline) {
         await sleep(20);
         server.closeIdleConnections?.();
       }
-      if (inFlight.count > 0) logger.warn({ inFlight: inFlight.count }, 'shutdown timeout: cancelling requests still in flight');
+      if (busy()) {
+        logger.warn({ inFlight: inFlight.count, grpcStreams: passthrough?.stats().activeStreams ?? 0 },
+          'shutdown timeout: cancelling requests still in flight with UNAVAILABLE');
+        // Passthrough streams get UNAVAILABLE from the listener's cut, now (not when its own timer fires). Closing
+        // the backend connections then ends every transcoded call through the path a lost backend takes: 503, or
+        // with the headers sent, a last NDJSON `{"error": {"code": 14}}` line. The responses get a moment to reach
+        // their clients before the sockets close.
+        void passthrough?.close({ graceMs: 0 });
+        for (const inv of invokers.values()) inv.close();
+        await Promise.all([...upstreams.values()].map((u) => u.close(0)));
+        const cutDeadline = Date.now() + CUT_GRACE_MS;
+        while (busy() && Date.now() < cutDeadline) await sleep(10);
+      }
       await grpcDrained;
       await closeAll();
     },
     close: closeAll,
+  };
+}
+
+/** How long responses cut at shutdown.timeoutMs get to reach their clients before the sockets close. */
+const CUT_GRACE_MS = 1_000;
+
+/** The parts of the REST listener (node:http Server, or Http2SecureServer with allowHTTP1) the drain uses. */
+interface RestServer {
+  close(): void;
+  closeIdleConnections?(): void;
+  prependListener(event: 'request', fn: (req: IncomingMessage, res: ServerResponse) => void): void;
+  on(event: 'session', fn: (session: ServerHttp2Session) => void): void;
+}
+
+/**
+ * Connection bookkeeping for the REST drain. HTTP/1.1: once draining, every response not yet started carries
+ * `Connection: close` and the server closes the connection after it, including responses already under way when
+ * draining began (so those are tracked while running; a streamed response whose headers went out earlier keeps its
+ * connection until it ends, then the idle-connection sweep closes it). HTTP/2 (TLS with ALPN): node:http2 v20's
+ * server.close() does not tell open sessions, so each gets GOAWAY here; its open streams continue.
+ */
+function trackRestConnections(server: RestServer): { startDraining(): void; goaway(): void } {
+  const open = new Set<ServerResponse>();
+  const sessions = new Set<ServerHttp2Session>();
+  let draining = false;
+  const closeAfter = (res: ServerResponse): void => {
+    if (!res.headersSent) res.shouldKeepAlive = false;
+  };
+  server.prependListener('request', (req, res) => {
+    if (req.httpVersionMajor !== 1) return;
+    if (draining) return closeAfter(res);
+    open.add(res);
+    res.once('close', () => open.delete(res));
+  });
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  return {
+    startDraining() {
+      draining = true;
+      for (const res of open) closeAfter(res);
+      open.clear();
+    },
+    goaway() {
+      for (const s of sessions) if (!s.closed && !s.destroyed) s.close();
+    },
   };
 }

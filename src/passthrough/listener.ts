@@ -11,18 +11,21 @@ import http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Http2SecureServer, Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import type { ClientHttp2Stream, Http2SecureServer, Http2Server, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import { Code } from '../errors/index.ts';
-import { BackendRouter } from './backends.ts';
+import { BackendRouter, type OpenedStream } from './backends.ts';
 import { StreamForwarder } from './forward.ts';
 import { isGrpcContentType, serviceFromPath, trailersOnlyHeaders } from './grpc-wire.ts';
 import { DEFAULT_CLOSE_GRACE_MS, resolveLimits } from './options.ts';
-import type { PassthroughOptions, PassthroughStats, ResolvedLimits } from './options.ts';
+import type { PassthroughBackend, PassthroughOptions, PassthroughStats, ResolvedLimits } from './options.ts';
 import { ClientSessionGuard } from './session-guard.ts';
 
 export interface PassthroughServer {
   address: AddressInfo;
-  /** GOAWAY to every client, wait up to `graceMs` (default 10000) for open streams, then reset the rest. */
+  /**
+   * GOAWAY to every client, wait up to `graceMs` (default 10000) for open streams, then end the rest with
+   * UNAVAILABLE. Called again while closing, a shorter `graceMs` (counted from that call) cuts sooner.
+   */
   close(opts?: { graceMs?: number }): Promise<void>;
   stats(): PassthroughStats;
 }
@@ -32,7 +35,7 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 export async function startPassthrough(options: PassthroughOptions): Promise<PassthroughServer> {
   const limits = resolveLimits(options.limits);
   const logger = options.logger;
-  const backends = new BackendRouter(options.upstream);
+  const backends = new CuttableBackendRouter(options.upstream);
   const sessions = new Set<ServerHttp2Session>();
   const pendingSockets = new Set<Socket>();
   const counters = { activeStreams: 0, streamsTotal: 0, streamResets: 0, calmGoaways: 0, rejected: 0 };
@@ -140,6 +143,9 @@ export async function startPassthrough(options: PassthroughOptions): Promise<Pas
   logger?.info({ address: address.address, port: address.port, tls: Boolean(options.tls) }, 'passthrough: listening');
 
   let closing: Promise<void> | undefined;
+  let cutTimer: NodeJS.Timeout | undefined;
+  let destroyTimer: NodeJS.Timeout | undefined;
+  let cutAt = Infinity;
   return {
     address,
     stats: () => ({
@@ -152,12 +158,23 @@ export async function startPassthrough(options: PassthroughOptions): Promise<Pas
       upstream: backends.stats(),
     }),
     close: (opts = {}) => {
-      closing ??= shutdown(opts.graceMs ?? DEFAULT_CLOSE_GRACE_MS);
+      const graceMs = opts.graceMs ?? DEFAULT_CLOSE_GRACE_MS;
+      closing ??= shutdown();
+      // The earliest deadline asked for wins.
+      if (Date.now() + graceMs < cutAt) {
+        cutAt = Date.now() + graceMs;
+        clearTimeout(cutTimer);
+        cutTimer = setTimeout(cut, graceMs);
+      }
       return closing;
     },
   };
 
-  async function shutdown(graceMs: number): Promise<void> {
+  /**
+   * Lifecycle: listening -> draining (listener closed, GOAWAY(NO_ERROR) sent, open streams continue) -> cut at the
+   * grace deadline (streams still open end with UNAVAILABLE) -> closed (sessions, sockets and own balancers gone).
+   */
+  async function shutdown(): Promise<void> {
     const listenerClosed = new Promise<void>((resolve) => listener.close(() => resolve()));
     for (const socket of pendingSockets) socket.destroy();
     const drained = Promise.all(
@@ -167,14 +184,54 @@ export async function startPassthrough(options: PassthroughOptions): Promise<Pas
         s.close(); // GOAWAY(NO_ERROR); open streams continue
       })),
     );
-    const timer = setTimeout(() => {
-      for (const s of sessions) s.destroy();
-    }, graceMs);
     await drained;
-    clearTimeout(timer);
+    clearTimeout(cutTimer);
+    clearTimeout(destroyTimer);
     await backends.close(0);
     for (const socket of sockets) socket.destroy();
     await listenerClosed;
+  }
+
+  /**
+   * The grace is over. Each stream still open has its backend stream failed, so its forwarder ends the client
+   * stream the way a lost backend does: UNAVAILABLE in a Trailers-Only response or in trailers after the messages
+   * already relayed. Sessions still open CUT_GRACE_MS later (a client not reading its last frames) are destroyed.
+   */
+  function cut(): void {
+    const open = counters.activeStreams;
+    if (open > 0) logger?.warn({ streams: open }, 'passthrough: shutdown grace over, ending open streams with UNAVAILABLE');
+    backends.cut(new Error('the gateway is shutting down'));
+    destroyTimer = setTimeout(() => {
+      for (const s of sessions) s.destroy();
+    }, CUT_GRACE_MS);
+  }
+}
+
+/** How long streams ended at the shutdown deadline get to deliver their status before their session is destroyed. */
+const CUT_GRACE_MS = 1_000;
+
+/** A BackendRouter that knows its open backend streams, so shutdown can fail them all at once. */
+class CuttableBackendRouter extends BackendRouter {
+  readonly #open = new Set<ClientHttp2Stream>();
+  #cut: Error | undefined;
+
+  override async open(backend: PassthroughBackend, headers: OutgoingHttpHeaders, signal: AbortSignal): Promise<OpenedStream> {
+    const opened = await super.open(backend, headers, signal);
+    const { stream } = opened;
+    // The forwarder attaches its listeners in the continuation of this promise, before the error is emitted.
+    if (this.#cut) stream.destroy(this.#cut);
+    else if (!stream.destroyed) {
+      this.#open.add(stream);
+      stream.once('close', () => this.#open.delete(stream));
+    }
+    return opened;
+  }
+
+  /** Fails every open backend stream (and any opened from now on) with `err`; the backend sees RST_STREAM. */
+  cut(err: Error): void {
+    this.#cut ??= err;
+    for (const stream of this.#open) stream.destroy(err);
+    this.#open.clear();
   }
 }
 
