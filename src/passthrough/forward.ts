@@ -155,7 +155,10 @@ export class StreamForwarder {
     if (this.#done) return;
     const upstream = this.#upstream!;
     const rst = upstream.rstCode ?? NGHTTP2_NO_ERROR;
-    const cleanEnd = this.#upstreamError === undefined && rst === NGHTTP2_NO_ERROR;
+    // A stream "closed" without error because its whole connection went away (socket ended, session torn down) did
+    // not end cleanly: without trailers it is a lost connection (UNAVAILABLE), not a broken response (INTERNAL).
+    const connectionGone = this.#upstreamSession?.destroyed === true && this.#upstreamTrailers === undefined;
+    const cleanEnd = this.#upstreamError === undefined && rst === NGHTTP2_NO_ERROR && !connectionGone;
     if (this.#headersSent && (cleanEnd || (this.#upstreamTrailers !== undefined && upstream.readableEnded))) {
       // Normal end: pipe() ends the client stream, whose 'wantTrailers' relays the trailers.
       this.#flushTrailers();

@@ -67,6 +67,11 @@ export async function startRawBackend(settings: http2.Settings = {}): Promise<Ra
         stream.respond(ok);
         stream.write(grpcFrame(Buffer.from('first')), () => setTimeout(() => stream.session?.destroy(), 20));
         return;
+      case 'EndSocket':
+        // The backend's TCP connection ends without an error or RST_STREAM, mid-response.
+        stream.respond(ok);
+        stream.write(grpcFrame(Buffer.from('first')), () => setTimeout(() => stream.session?.socket.end(), 20));
+        return;
       case 'GoawayError':
         return void stream.session?.destroy(undefined, C.NGHTTP2_INTERNAL_ERROR);
       case 'NoTrailers':
