@@ -50,9 +50,9 @@ describe('passthrough: failure modes', () => {
     ['Calm', grpc.status.RESOURCE_EXHAUSTED, /error code 11/],
     ['ResetMidStream', grpc.status.INTERNAL, /reset the stream/],
     ['DropConnection', grpc.status.UNAVAILABLE, /connection to backend "raw" lost/],
-    ['EndSocket', grpc.status.UNAVAILABLE, /connection to backend "raw" lost/],
     ['GoawayError', grpc.status.UNAVAILABLE, /lost/],
     ['NoTrailers', grpc.status.INTERNAL, /sent no grpc-status/],
+    ['EndSocket', grpc.status.UNAVAILABLE, /connection to backend "raw" lost/],
   ];
   for (const [method, code, message] of table) {
     test(`backend ${method} -> client sees ${grpc.status[code]}`, async () => {

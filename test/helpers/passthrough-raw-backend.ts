@@ -27,6 +27,12 @@ function grpcFrame(payload: Buffer): Buffer {
 
 export async function startRawBackend(settings: http2.Settings = {}): Promise<RawBackend> {
   const server = http2.createServer({ settings });
+  // The raw TCP sockets: node:http2 forbids touching them through a session, and EndSocket needs to.
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   const state: RawBackend = {
     port: 0,
     sessions: [],
@@ -68,9 +74,9 @@ export async function startRawBackend(settings: http2.Settings = {}): Promise<Ra
         stream.write(grpcFrame(Buffer.from('first')), () => setTimeout(() => stream.session?.destroy(), 20));
         return;
       case 'EndSocket':
-        // The backend's TCP connection ends without an error or RST_STREAM, mid-response.
+        // The backend's TCP connection closes under the stream (no RST_STREAM, no GOAWAY), mid-response.
         stream.respond(ok);
-        stream.write(grpcFrame(Buffer.from('first')), () => setTimeout(() => stream.session?.socket.end(), 20));
+        stream.write(grpcFrame(Buffer.from('first')), () => setTimeout(() => { for (const sock of sockets) sock.destroy(); }, 20));
         return;
       case 'GoawayError':
         return void stream.session?.destroy(undefined, C.NGHTTP2_INTERNAL_ERROR);
