@@ -7,18 +7,11 @@ import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startRecordingBackend } from './helpers/recording-backend.ts';
 import { startGateway } from './helpers/gateway.ts';
+import { until } from './helpers/wait.ts';
 import { startBackend, rawClient, methodPath } from './helpers/passthrough-backend.ts';
 
 const PROTO_DIR = path.resolve('test/protos');
 const protos = { includeDirs: [PROTO_DIR], files: ['test/protos/everything.proto'] };
-
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 test('REST: a server stream silent for http.streamIdleTimeoutMs ends with a DEADLINE_EXCEEDED line and cancels the call', async (t) => {
   const backend = await startRecordingBackend({ includeDirs: [PROTO_DIR], files: [path.join(PROTO_DIR, 'everything.proto')], script: () => ({ stream: [{ title: 'a' }], hold: true }) });

@@ -10,18 +10,11 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startRecordingBackend, type RecordingBackend } from './helpers/recording-backend.ts';
 import { startGateway } from './helpers/gateway.ts';
+import { until } from './helpers/wait.ts';
 import { StartupError } from '../src/errors/index.ts';
 
 const PROTO_DIR = path.resolve('test/protos');
 const protos = { includeDirs: [PROTO_DIR], files: ['test/protos/everything.proto'] };
-
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 async function setup(t: { after(fn: () => Promise<void>): void }, script: Parameters<typeof startRecordingBackend>[0]['script']) {
   const backend: RecordingBackend = await startRecordingBackend({ includeDirs: [PROTO_DIR], files: [path.join(PROTO_DIR, 'everything.proto')], script });
