@@ -76,6 +76,7 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
   }
   const inFlight = { count: 0 };
   const httpTls = config.http.tls ? new CertificateFiles(config.http.tls, logger) : undefined;
+  const grpcTls = config.grpc.tls ? new CertificateFiles(config.grpc.tls, logger) : undefined;
   const app = createHttpApp({
     routes,
     bodyLimit: config.http.bodyLimit,
@@ -127,6 +128,7 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
   const doClose = async (): Promise<void> => {
     state = 'closed';
     httpTls?.close();
+    grpcTls?.close();
     (app.server as unknown as { closeAllConnections?(): void }).closeAllConnections?.();
     // After a drain the server is already closed; Fastify still runs its onClose hooks.
     await app.close().catch((err: NodeJS.ErrnoException) => {
@@ -169,9 +171,11 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
           resolveService: backendOf,
           metrics,
           limits: { streamIdleTimeoutMs: config.grpc.streamIdleTimeoutMs },
-          tls: config.grpc.tls ? new CertificateFiles(config.grpc.tls, logger).current() : undefined,
+          tls: grpcTls?.current(),
           logger,
         });
+        const server = passthrough;
+        grpcTls?.watch((pair) => server.setTls(pair));
       }
       state = 'started';
       const http = app.server.address() as AddressInfo;

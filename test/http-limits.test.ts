@@ -151,3 +151,37 @@ test('http.rateLimit: a client over its budget gets 429 RESOURCE_EXHAUSTED with 
   assert.equal((await call('bob')).status, 200);
   assert.equal(backend.received.length, 4, 'the refused request never reached the backend');
 });
+
+test('the gRPC port serves TLS with ALPN h2 and picks up a rotated certificate without a restart', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pg-grpc-tls-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  fs.copyFileSync(path.join(FIX, 'passthrough-cert.pem'), cert);
+  fs.copyFileSync(path.join(FIX, 'passthrough-key.pem'), key);
+  const backend = await startRecordingBackend({ includeDirs: [PROTO_DIR], files: [path.join(PROTO_DIR, 'everything.proto')], script: () => ({ response: { title: 'ok' } }) });
+  const gw = await startGateway({ protos, grpc: { tls: { cert, key } }, backends: [{ name: 'e', services: ['testpb.Everything'], endpoints: [backend.address] }] });
+  t.after(async () => { await gw.close(); await backend.close(); });
+  const port = gw.gateway.addresses().grpc!.port;
+  const ca = [fs.readFileSync(path.join(FIX, 'passthrough-cert.pem')), fs.readFileSync(path.join(FIX, 'rotated-cert.pem'))];
+  const served = () => new Promise<{ fp: string; alpn: string | false | null }>((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost', ALPNProtocols: ['h2'] }, () => {
+      resolve({ fp: socket.getPeerX509Certificate()!.fingerprint256, alpn: socket.alpnProtocol });
+      socket.end();
+    });
+    socket.on('error', reject);
+  });
+  const before = await served();
+  assert.equal(before.alpn, 'h2');
+  fs.copyFileSync(path.join(FIX, 'rotated-cert.pem'), cert);
+  fs.copyFileSync(path.join(FIX, 'rotated-key.pem'), key);
+  const rotated = new crypto.X509Certificate(fs.readFileSync(path.join(FIX, 'rotated-cert.pem'))).fingerprint256;
+  const deadline = Date.now() + 10_000;
+  let now = before;
+  while (now.fp !== rotated && Date.now() < deadline) {
+    await sleep(250);
+    now = await served();
+  }
+  assert.equal(now.fp, rotated, 'new connections get the rotated certificate');
+  assert.equal(now.alpn, 'h2', 'still h2 after the rotation');
+});

@@ -28,6 +28,8 @@ export interface PassthroughServer {
    */
   close(opts?: { graceMs?: number }): Promise<void>;
   stats(): PassthroughStats;
+  /** Replaces the TLS key and certificate for new connections (rotation); a no-op on an h2c listener. */
+  setTls(pair: { cert: string | Buffer; key: string | Buffer }): void;
 }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -157,6 +159,9 @@ export async function startPassthrough(options: PassthroughOptions): Promise<Pas
       rejected: counters.rejected,
       upstream: backends.stats(),
     }),
+    setTls: (pair) => {
+      if (options.tls) (h2 as Http2SecureServer).setSecureContext({ ...pair, ALPNProtocols: ['h2'] } as never);
+    },
     close: (opts = {}) => {
       const graceMs = opts.graceMs ?? DEFAULT_CLOSE_GRACE_MS;
       closing ??= shutdown();
