@@ -23,7 +23,7 @@ test('REST: a server stream silent for http.streamIdleTimeoutMs ends with a DEAD
   assert.deepEqual(lines[0], { result: { title: 'a' } });
   assert.equal(lines[1]!['error']!.code, 4);
   assert.match(lines[1]!['error']!.message!, /no message for 300 ms \(http\.streamIdleTimeoutMs\)/);
-  assert.ok(Date.now() - started < 3000);
+  assert.ok(Date.now() - started < 10_000, 'ended by the idle timeout, not by something much later');
   await until(() => backend.received[0]!.cancelled, 'the backend to see the cancellation');
 });
 

@@ -78,7 +78,7 @@ describe('upstream Http2Pool', () => {
     relay.freeze();
     const t0 = Date.now();
     await new Promise((resolve) => stream.once('close', resolve));
-    assert.ok(Date.now() - t0 < 2_000);
+    assert.ok(Date.now() - t0 < 5_000, 'the unanswered ping killed the session long before any other timeout');
     for (let i = 0; i < 100 && pool.stats().sessions.length > 0; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal(pool.stats().sessions.length, 0);
   });
