@@ -71,6 +71,7 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
       transport: b.transport,
       maxReceiveMessageBytes: b.maxReceiveMessageBytes,
       maxSendMessageBytes: b.maxSendMessageBytes,
+      retryPolicies: b.retryPolicies,
     }));
     timeouts.set(b.name, b.timeoutMs);
   }

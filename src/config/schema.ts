@@ -38,6 +38,10 @@ const weightedEndpoint = z.union([
   z.strictObject({ address: endpoint, weight: z.number().int().min(1).max(10_000).default(1) }),
 ]);
 
+const CODE_NAMES = ['CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS',
+  'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL',
+  'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'] as const;
+
 export const backendSchema = z.strictObject({
   /** Used in logs, metrics and errors ("no healthy endpoint for backend 'library'"). */
   name: z.string().min(1),
@@ -102,6 +106,21 @@ export const backendSchema = z.strictObject({
     /** Never eject more than this share of the endpoints (rounded down: one endpoint alone is never ejected). */
     maxEjectionPercent: z.number().int().min(0).max(100).default(50),
   }).prefault({}),
+  /**
+   * Retries of transcoded unary calls that reached a backend and failed with a listed code (gRPC service config's
+   * retryPolicy). Calls that never reached a backend are always retried on another endpoint, whatever this says.
+   */
+  retryPolicies: z.array(z.strictObject({
+    /** "pkg.Service/Method", "pkg.Service/*" or "*". */
+    methods: z.array(z.string().regex(/^(\*|[A-Za-z_][A-Za-z0-9_.]*\/(\*|[A-Za-z_][A-Za-z0-9_]*))$/, {
+      message: 'expected "pkg.Service/Method", "pkg.Service/*" or "*"',
+    })).min(1),
+    retryableCodes: z.array(z.enum(CODE_NAMES)).min(1).default(['UNAVAILABLE']),
+    /** Attempts in all, the first included. */
+    maxAttempts: z.number().int().min(2).max(5).default(3),
+    initialBackoffMs: z.number().int().min(1).default(100),
+    maxBackoffMs: z.number().int().min(1).default(1000),
+  })).default([]),
 });
 
 export const configSchema = z.strictObject({

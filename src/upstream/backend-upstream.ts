@@ -8,7 +8,8 @@
  *
  * Retries: a call whose request provably never reached a backend (no stream could be opened, REFUSED_STREAM,
  * streams above a GOAWAY's last id) goes to another endpoint, at most `maxTransparentRetries` times. Anything
- * else is final. TODO: per-method retry policies (retryPolicy of gRPC service config) are not implemented.
+ * else is final here; per-method retry policies for transcoded unary calls live in GrpcInvoker (they replay the
+ * request bytes, which the passthrough never holds).
  */
 import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from 'node:http2';
 import http2 from 'node:http2';

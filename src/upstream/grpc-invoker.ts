@@ -34,17 +34,56 @@ export interface InvokerOptions {
   maxSendMessageBytes: number;
   /** Extra grpc-js channel options (transport 'grpc-js'). */
   channelOptions?: grpc.ChannelOptions;
+  retryPolicies?: RetryPolicy[];
+}
+
+export interface RetryPolicy {
+  methods: string[];
+  retryableCodes: string[];
+  maxAttempts: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+}
+
+/** A policy compiled for one method: codes as numbers. */
+interface MethodRetry {
+  codes: Set<number>;
+  maxAttempts: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
 }
 
 export class GrpcInvoker {
   readonly backend: string;
   readonly upstream: BackendUpstream;
   readonly #options: InvokerOptions;
+  /** gRPC path -> its retry policy (or null): matched once per method, then looked up. */
+  readonly #retries = new Map<string, MethodRetry | null>();
 
   constructor(upstream: BackendUpstream, options: InvokerOptions) {
     this.backend = upstream.name;
     this.upstream = upstream;
     this.#options = options;
+  }
+
+  /** The most specific policy naming the method: "pkg.Svc/Method" beats "pkg.Svc/*" beats "*". */
+  #retryFor(path: string): MethodRetry | null {
+    let r = this.#retries.get(path);
+    if (r !== undefined) return r;
+    const name = path.slice(1);
+    const service = name.slice(0, name.indexOf('/'));
+    const policies = this.#options.retryPolicies ?? [];
+    const p = policies.find((x) => x.methods.includes(name))
+      ?? policies.find((x) => x.methods.includes(`${service}/*`))
+      ?? policies.find((x) => x.methods.includes('*'));
+    r = p ? {
+      codes: new Set(p.retryableCodes.map((c) => grpc.status[c as keyof typeof grpc.status] as number)),
+      maxAttempts: p.maxAttempts,
+      initialBackoffMs: p.initialBackoffMs,
+      maxBackoffMs: p.maxBackoffMs,
+    } : null;
+    this.#retries.set(path, r);
+    return r;
   }
 
   get transport(): 'h2' | 'grpc-js' {
@@ -60,9 +99,12 @@ export class GrpcInvoker {
     const up = this.upstream;
     const tried = new Set<UpstreamEndpoint>();
     let last: CallError | undefined;
+    let attempts = 0;
     for (;;) {
-      const ep = up.pick(tried);
+      // A policy retry prefers an endpoint not tried yet, but may go back to one (a single-endpoint backend).
+      const ep = up.pick(tried) ?? (attempts > 0 && last && !last.retryable ? up.pick(new Set()) : undefined);
       if (!ep) throw up.unavailable(last?.details);
+      attempts++;
       tried.add(ep);
       up.begin(ep);
       try {
@@ -74,7 +116,18 @@ export class GrpcInvoker {
       } catch (err) {
         const e = err as CallError;
         up.end(ep, typeof e.code === 'number' ? e.code : Code.UNKNOWN, e.retryable === true);
-        if (!e.retryable || signal.aborted || !up.mayRetry(tried.size)) throw err;
+        if (signal.aborted) throw err;
+        if (e.retryable) {
+          if (!up.mayRetry(tried.size)) throw err;
+        } else {
+          // Reached a backend: retried only when a policy for this method says so, within its attempts and the deadline.
+          const policy = this.#retryFor(path);
+          if (!policy || attempts >= policy.maxAttempts || !policy.codes.has(e.code)) throw err;
+          const backoff = Math.random() * Math.min(policy.maxBackoffMs, policy.initialBackoffMs * 2 ** (attempts - 1));
+          if (options.deadline !== undefined && Date.now() + backoff >= options.deadline) throw err;
+          await new Promise((r) => setTimeout(r, backoff));
+          if (signal.aborted) throw err;
+        }
         last = e;
       }
     }
