@@ -54,6 +54,13 @@ export function resolveConfig(raw: unknown, configFile: string, baseDir = path.d
   const config = parsed.data;
   config.protos.includeDirs = config.protos.includeDirs.map((d) => path.resolve(baseDir, d));
   config.protos.files = config.protos.files.map((f) => path.resolve(baseDir, f));
+  for (const b of config.backends) {
+    const tls = b.tls;
+    if (!tls) continue;
+    if (tls.caFile) tls.caFile = path.resolve(baseDir, tls.caFile);
+    if (tls.certFile) tls.certFile = path.resolve(baseDir, tls.certFile);
+    if (tls.keyFile) tls.keyFile = path.resolve(baseDir, tls.keyFile);
+  }
   for (const tls of [config.http.tls, config.grpc.tls]) {
     if (!tls) continue;
     tls.cert = path.resolve(baseDir, tls.cert);
