@@ -45,7 +45,8 @@ const GOOGLE_PROTOS_DIR = path.dirname(createRequire(import.meta.url).resolve('g
 const LIBRARY_SERVICE = 'library.v1.LibraryService';
 const HEALTH_SERVICE = 'grpc.health.v1.Health';
 
-const packageDefinition = protoLoader.loadSync(['library/v1/library.proto', 'grpc/health/v1/health.proto'], {
+/** The library and health protos as @grpc/proto-loader sees them (the example's clients load the same). */
+export const packageDefinition = protoLoader.loadSync(['library/v1/library.proto', 'grpc/health/v1/health.proto'], {
   includeDirs: [path.join(REPO_DIR, 'protos'), GOOGLE_PROTOS_DIR],
   keepCase: true,
   longs: String,

@@ -6,23 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import pb from 'protobufjs';
-import { startLibraryBackend } from '../examples/library-backend.ts';
+import { packageDefinition, startLibraryBackend } from '../examples/library-backend.ts';
 
-const REPO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const GOOGLE_PROTOS_DIR = path.dirname(createRequire(import.meta.url).resolve('google-proto-files/package.json'));
 
-const definition = protoLoader.loadSync(['library/v1/library.proto', 'grpc/health/v1/health.proto'], {
-  includeDirs: [path.join(REPO_DIR, 'protos'), GOOGLE_PROTOS_DIR],
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: false,
-  oneofs: true,
-});
+const definition = packageDefinition;
 const LibraryClient = grpc.makeClientConstructor(definition['library.v1.LibraryService'] as grpc.ServiceDefinition, 'LibraryService');
 const HealthClient = grpc.makeClientConstructor(definition['grpc.health.v1.Health'] as grpc.ServiceDefinition, 'Health');
 

@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startRecordingBackend } from './helpers/recording-backend.ts';
 import { startGateway } from './helpers/gateway.ts';
 import { until } from './helpers/wait.ts';
