@@ -2,7 +2,7 @@
  * End-to-end REST benchmark of protogate against a direct @grpc/grpc-js client, in ONE run (same machine state):
  *
  *   node --import tsx bench/rest.ts [--duration 10] [--connections 64] [--warmup 2] [--reps 1]
- *                                   [--stream-count 4096] [--chunk-size 65536] [--no-pin] [--json FILE]
+ *                                   [--stream-count 4096] [--chunk-size 65536] [--no-pin] [--json FILE] [--sut floor]
  *
  * Processes and cores (2-core machine; --no-pin leaves placement to the kernel):
  *   core 0  protogate (child: `taskset -c 0 node --import tsx bench/peer-gateway.ts`, the same entry bench.sh uses)
@@ -58,6 +58,9 @@ const JSON_OUT = strArg('json');
 /** --cpu-prof DIR: run protogate under `node --cpu-prof` (profile written to DIR when it exits); implies --no-direct. */
 const CPU_PROF = strArg('cpu-prof');
 const TESTS = new Set((strArg('tests') ?? 'echo,get,stream').split(','));
+/** --sut floor: run bench/floor-gateway.ts (node:http + node:http2 + protobufjs, no gateway logic) in protogate's place. */
+const SUT = strArg('sut') === 'floor' ? 'floor' : 'protogate';
+const SUT_ENTRY = SUT === 'floor' ? 'floor-gateway.ts' : 'peer-gateway.ts';
 const DIRECT = !argv.includes('--no-direct') && CPU_PROF === undefined;
 
 // The body bench.sh posts (echo-body.json): 302 bytes, every field kind.
@@ -257,7 +260,7 @@ if (existsSync(GO_BACKEND)) {
   backend = start('backend', 1, process.execPath, [join(PEERS, 'node/backend.js'), '--listen', backendAddr, '--chunk-size', String(CHUNK)]);
 }
 const profArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', resolve(CPU_PROF)] : [];
-const gateway = start('protogate', 0, process.execPath, [...profArgs, '--import', 'tsx', join(HERE, 'peer-gateway.ts')], {
+const gateway = start('protogate', 0, process.execPath, [...profArgs, '--import', 'tsx', join(HERE, SUT_ENTRY)], {
   GATEWAY_HOST: HOST, GATEWAY_PORT: String(gwPort), BACKEND_ADDR: backendAddr, PROTO_ROOT, PROTO_FILE,
 });
 const base = `http://${HOST}:${gwPort}`;
@@ -387,7 +390,7 @@ lines.push('| test | system | req/s | p50 ms | p99 ms | errors | SUT CPU % | bac
 lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const t of unaryTests) {
   for (const s of ['protogate', 'direct grpc-js'] as const) {
-    lines.push(`| ${t.test} | ${s === 'direct grpc-js' ? 'direct grpc-js → backend (SUT = backend)' : 'protogate'} | ${fmt(pick(t.test, s, 'rps'))} | ${fmt(pick(t.test, s, 'p50'), 2)} | ` +
+    lines.push(`| ${t.test} | ${s === 'direct grpc-js' ? 'direct grpc-js → backend (SUT = backend)' : SUT} | ${fmt(pick(t.test, s, 'rps'))} | ${fmt(pick(t.test, s, 'p50'), 2)} | ` +
       `${fmt(pick(t.test, s, 'p99'), 2)} | ${fmt(pick(t.test, s, 'errors'))} | ${fmt(pick(t.test, s, 'sutCpu'))} | ${fmt(pick(t.test, s, 'backendCpu'))} | ` +
       `${fmt(pick(t.test, s, 'loadgenCpu'))} | ${fmt(pick(t.test, s, 'sutRssMiB'), 1)} |`);
   }
