@@ -327,3 +327,105 @@ test('every package src/ and bin/ load at run time is a production dependency (n
   for (const known of ['zod', 'prom-client', 'tsx']) assert.ok(seen.has(known), `the scan sees the import of ${known}`);
   assert.ok('tsx' in pkg.dependencies, 'tsx runs the sources in production');
 });
+
+// ---- the runtime stage, assembled without Docker ------------------------------------------------------------------
+
+/**
+ * No Docker engine here, so the image is rebuilt by hand from the Dockerfile's runtime stage: its COPY lines (build
+ * stage paths map to the repository, which the build stage copies whole), its ENV, and its `npm ci --omit=dev`, run
+ * for real. Then ENTRYPOINT + CMD start the gateway on the ConfigMap's config and protos as the kubelet mounts them
+ * (listeners moved to 127.0.0.1:0, the endpoint to a real backend here), and a REST call goes through it. What this
+ * catches that the static checks above cannot: a runtime import of a dev dependency, a file the image lacks, a
+ * config or proto that only loads from the repository checkout.
+ */
+test('the runtime stage, assembled from the Dockerfile with production dependencies only, serves the ConfigMap config', { timeout: 240_000 }, async (t) => {
+  const { spawn } = await import('node:child_process');
+  const grpc = await import('@grpc/grpc-js');
+  const protoLoader = await import('@grpc/proto-loader');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'protogate-image-'));
+  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const workdir = last(runtime, 'WORKDIR');
+  assert.equal(workdir, '/app');
+  const app = path.join(tmp, 'app');
+  fs.mkdirSync(app);
+  for (const copy of runtime.body.filter((i) => i.op === 'COPY')) {
+    const words = copy.args.split(/\s+/);
+    const fromBuild = words[0]!.startsWith('--from=');
+    const parts = fromBuild ? words.slice(1) : words;
+    const dest = path.join(app, parts.at(-1)!);
+    for (const src of parts.slice(0, -1)) {
+      const from = fromBuild ? path.join(ROOT, path.relative('/app', src)) : path.join(ROOT, src);
+      const to = parts.length > 2 || dest.endsWith('/') || parts.at(-1) === './' ? path.join(dest, path.basename(src)) : dest;
+      fs.cpSync(from, to, { recursive: true });
+    }
+  }
+  const env: Record<string, string> = {};
+  for (const e of runtime.body.filter((i) => i.op === 'ENV')) {
+    const [, k, v] = /^(\w+)=(\S+)$/.exec(e.args) ?? [];
+    assert.ok(k && v, `ENV ${e.args} parses`);
+    env[k] = v;
+  }
+  const runs = runtime.body.filter((i) => i.op === 'RUN').map((i) => i.args);
+  assert.equal(runs.length, 1);
+  assert.match(runs[0]!, /^npm ci --omit=dev( && npm cache clean --force)?$/);
+  // The cache clean would empty this machine's shared npm cache: only the install itself is run.
+  const install = spawnSync('npm', ['ci', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app, encoding: 'utf8', timeout: 180_000 });
+  assert.equal(install.status, 0, `npm ci --omit=dev failed:\n${install.stderr}`);
+  for (const dev of ['typescript', 'fast-check', 'autocannon']) {
+    assert.ok(!fs.existsSync(path.join(app, 'node_modules', dev)), `${dev} (a dev dependency) is not in the image`);
+  }
+
+  // The config volume, with the listeners on loopback and the endpoint at a backend started here.
+  const etc = path.join(tmp, 'etc-protogate');
+  fs.mkdirSync(etc);
+  materializeConfigVolume(etc);
+  const protoFile = fs.readdirSync(path.join(etc, 'protos'), { recursive: true, encoding: 'utf8' }).find((f) => f.endsWith('.proto'))!;
+  const def = protoLoader.loadSync(path.join(etc, 'protos', protoFile), { includeDirs: [path.join(ROOT, 'node_modules/google-proto-files')] });
+  const Greeter = (grpc.loadPackageDefinition(def) as any).acme.greeter.v1.Greeter as import('@grpc/grpc-js').ServiceClientConstructor;
+  const server = new grpc.Server();
+  server.addService(Greeter.service, { SayHello: (call: any, cb: any) => cb(null, { message: `Hello ${call.request.name}` }) });
+  const backendPort = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  t.after(() => server.forceShutdown());
+  const configFile = path.join(etc, '..data', CONFIG_KEY);
+  const original = fs.readFileSync(configFile, 'utf8');
+  const local = original
+    .replaceAll("host: '0.0.0.0' }", "host: '127.0.0.1', port: 0 }")
+    .replace(/endpoints: \[[^\]]*\]/, `endpoints: ['127.0.0.1:${backendPort}']`)
+    .replace(/drainDelayMs: \d+/, 'drainDelayMs: 100');
+  assert.equal(local.match(/127\.0\.0\.1', port: 0/g)?.length, 3, 'the three listeners moved to loopback');
+  fs.writeFileSync(configFile, local);
+
+  const entrypoint = JSON.parse(last(runtime, 'ENTRYPOINT')!) as string[];
+  const cmd = JSON.parse(last(runtime, 'CMD')!) as string[];
+  assert.equal(cmd.at(-1), `${configMount?.mountPath}/${CONFIG_KEY}`);
+  const nodeOptions = (container.env as Obj[]).find((e) => e.name === 'NODE_OPTIONS')?.value as string | undefined;
+  assert.equal(entrypoint[0], 'node');
+  const proc = spawn(process.execPath, [...entrypoint.slice(1), ...cmd.slice(0, -1), path.join(etc, CONFIG_KEY)], {
+    cwd: app,
+    env: { PATH: process.env['PATH'] ?? '', HOME: tmp, ...env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => void proc.kill('SIGKILL'));
+  let out = '';
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  const listening = await new Promise<{ http: string; admin: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the gateway did not start; output:\n${out}`)), 60_000);
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      for (const line of out.split('\n')) {
+        if (!line.includes('protogate listening')) continue;
+        clearTimeout(timer);
+        resolve(JSON.parse(line) as { http: string; admin: string });
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`the gateway exited (${code}):\n${out}`)));
+  });
+  assert.equal((await fetch(`http://${listening.admin}/healthz`)).status, 200);
+  const res = await fetch(`http://${listening.http}/v1/greetings/image`);
+  assert.equal(res.status, 200, await res.clone().text());
+  assert.deepEqual(await res.json(), { message: 'Hello image' });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  proc.kill('SIGTERM');
+  assert.equal(await exited, 0, `exit code after SIGTERM; output:\n${out}`);
+});
