@@ -18,6 +18,7 @@ import { startAdminServer, type AdminServer } from './http/admin.ts';
 import { GrpcInvoker } from './upstream/grpc-invoker.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
+import { createTracing } from './observability/tracing.ts';
 import { CertificateFiles } from './http/certificates.ts';
 import { startPassthrough, type PassthroughServer } from './passthrough/index.ts';
 import { buildServiceMatcher } from './upstream/service-matcher.ts';
@@ -61,6 +62,8 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
   checkBackendServices(protos, config, configFile);
   const routes = buildRouteTable(protos, config, configFile);
   const metrics = new Metrics();
+  // Undefined unless tracing.otlp is set. Creating it opens nothing: the exporter connects with the first batch.
+  const tracing = createTracing(config.tracing.otlp, logger);
 
   // One balancer per backend, shared by transcoded calls and passthrough streams.
   const upstreams = createUpstreams(config.backends, { observer: metrics, logger });
@@ -89,6 +92,7 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
     tls: httpTls?.current(),
     cors: config.http.cors,
     rateLimit: config.http.rateLimit,
+    tracing,
     context: {
       onRequest: config.hooks.onRequest,
       streamIdleTimeoutMs: config.http.streamIdleTimeoutMs,
@@ -139,6 +143,8 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
     await passthrough?.close({ graceMs: 0 });
     await Promise.all([...upstreams.values()].map((u) => u.close(0)));
     await admin?.close();
+    // Last, once every request has ended and so every span: export what is queued, within exportTimeoutMs.
+    await tracing?.shutdown();
   };
 
   return {

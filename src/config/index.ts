@@ -46,7 +46,7 @@ export function resolveConfig(raw: unknown, configFile: string, baseDir = path.d
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
       const where = formatPath(issue.path);
-      const got = 'input' in issue && issue.code !== 'unrecognized_keys' ? ` (got ${describe(issue.input)})` : '';
+      const got = 'input' in issue && issue.code !== 'unrecognized_keys' && !isSecret(issue.path) ? ` (got ${describe(issue.input)})` : '';
       return `  ${where}: ${issue.message}${got}`;
     });
     throw new StartupError(`config: ${configFile} is invalid:\n${lines.join('\n')}`);
@@ -98,6 +98,11 @@ function checkSemantics(config: ResolvedConfig, file: string): void {
     if (!fs.existsSync(dir)) problems.push(`protos.includeDirs: ${dir} does not exist`);
   }
   if (problems.length) throw new StartupError(`config: ${file} is invalid:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+}
+
+/** tracing.otlp.headers carries credentials (API keys): an error names the field but never echoes the value. */
+function isSecret(p: ReadonlyArray<PropertyKey>): boolean {
+  return p.length >= 3 && p[0] === 'tracing' && p[1] === 'otlp' && p[2] === 'headers';
 }
 
 function formatPath(p: ReadonlyArray<PropertyKey>): string {

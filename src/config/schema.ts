@@ -240,6 +240,44 @@ export const configSchema = z.strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     })
     .prefault({}),
+  /**
+   * OpenTelemetry. Off unless `otlp` is set: then no span exists and traceparent/tracestate are forwarded as received.
+   * With `otlp`, one SERVER span per REST request, exported with OTLP/HTTP (protobuf); the backend gets the
+   * gateway span's traceparent.
+   */
+  tracing: z
+    .strictObject({
+      otlp: z
+        .strictObject({
+          /** The full OTLP/HTTP traces URL: a collector's default is http://<host>:4318/v1/traces. */
+          endpoint: z
+            .url({ protocol: /^https?$/, message: 'expected an http(s) URL such as "http://collector:4318/v1/traces"' })
+            .refine((u) => new URL(u).pathname !== '/', {
+              message: 'expected the full traces URL including its path (OTLP/HTTP collectors listen on /v1/traces), e.g. "http://collector:4318/v1/traces"',
+            }),
+          /** Sent with every export, e.g. an API key. Never logged; OTEL_EXPORTER_OTLP_HEADERS is merged under these. */
+          headers: z.record(headerName, z.string().regex(/^[\t\x20-\x7e\x80-\xff]*$/, {
+            message: 'expected a header value without control characters (no CR or LF)',
+          })).default({}),
+          /** The resource's service.name. */
+          serviceName: z.string().min(1).default('protogate'),
+          /** Share of new traces recorded, 0..1; a request whose traceparent says "sampled" is always recorded (parent-based). */
+          sampleRatio: z.number().min(0).max(1).default(1),
+          /** Longest wait for one export, and for the last flush at shutdown. */
+          exportTimeoutMs: positiveMs.default(10_000),
+          /** Finished spans are sent in batches at least this often. */
+          scheduledDelayMs: positiveMs.default(5_000),
+          /** Spans waiting for export; above it new spans are dropped (a slow collector never grows memory). */
+          maxQueueSize: z.number().int().min(1).default(2048),
+          maxExportBatchSize: z.number().int().min(1).default(512),
+        })
+        .refine((o) => o.maxExportBatchSize <= o.maxQueueSize, {
+          message: 'must not be larger than maxQueueSize (a batch is taken from the queue)',
+          path: ['maxExportBatchSize'],
+        })
+        .optional(),
+    })
+    .prefault({}),
 });
 
 /** What a user writes: every option with a default is optional. */

@@ -12,6 +12,7 @@ import { Code, GatewayError, StartupError, toGatewayError } from '../errors/inde
 import { PathDecodeError } from '../routing/index.ts';
 import { accessLogLine, requestId as makeRequestId } from '../observability/access-log.ts';
 import { UNMATCHED_ROUTE, type HttpRouteMetrics, type Metrics } from '../observability/metrics.ts';
+import type { TracedRoute, Tracing } from '../observability/tracing.ts';
 import type { RouteEntry, RouteTable } from './routes.ts';
 import { handleTranscode, sendStatus, type HandlerContext, type Outcome } from './transcode-handler.ts';
 
@@ -30,6 +31,8 @@ export interface HttpAppOptions {
   tls?: { key: Buffer; cert: Buffer };
   cors?: Record<string, unknown>;
   rateLimit?: { max: number; timeWindowMs: number; keyHeader?: string };
+  /** OpenTelemetry spans; undefined = tracing off (the default), which costs one check per request. */
+  tracing?: Tracing;
 }
 
 /** Methods Fastify knows without registration; custom-verb kinds from HTTP rules are added on top. */
@@ -113,6 +116,15 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   }
   const unmatched = options.metrics.httpRoute(UNMATCHED_ROUTE, '');
   const templates = new Map(options.routes.router.routes().map((r) => [r.value, `${r.method} ${r.template}`]));
+  const tracing = options.tracing;
+  const scheme = options.tls ? 'https' : 'http';
+  // Span names and attributes per route are made once here too (only when tracing is on).
+  const tracedRoutes = new Map<RouteEntry, TracedRoute>();
+  if (tracing) {
+    for (const r of options.routes.router.routes()) {
+      tracedRoutes.set(r.value, tracing.route(r.method, r.template, r.value.method.service, r.value.method.name));
+    }
+  }
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -124,6 +136,10 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     const reqId = makeRequestId(raw.headers);
     const outcome: Outcome = { grpcCode: Code.UNKNOWN, resBytes: 0 };
     const reqBytes = (request.body as Buffer | undefined)?.length ?? 0;
+    const span = tracing?.startHttpSpan({
+      method: request.method, headers: raw.headers, requestId: reqId, clientAddress: raw.socket.remoteAddress, scheme,
+      httpVersion: raw.httpVersion,
+    });
     let entry: RouteEntry | undefined;
     // The in-flight gauge has no labels: start on any handle, finish on the route's once it is known.
     unmatched.start();
@@ -142,6 +158,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
       m.requestBytes(reqBytes);
       m.responseBytes(outcome.resBytes);
       m.finish(outcome.grpcCode, status, seconds);
+      span?.end(status, outcome.grpcCode);
       request.log.info(accessLogLine({
         method: request.method,
         route: entry ? templates.get(entry) : undefined,
@@ -167,6 +184,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
       const path = q < 0 ? url : url.slice(0, q);
       const match = matchRoute(request.method, path);
       entry = match.value;
+      span?.matched(tracedRoutes.get(entry)!);
       await handleTranscode(options.context, {
         entry,
         path,
@@ -177,6 +195,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
         remoteAddress: raw.socket.remoteAddress,
         res,
         requestId: reqId,
+        traceparent: span?.traceparent,
         outcome,
       });
     } catch (err) {
@@ -217,11 +236,16 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   app.setErrorHandler((err, request, reply) => {
     const e = fromFastifyError(err);
     if (e.code === Code.INTERNAL) request.log.error({ err }, 'request failed');
+    const reqId = makeRequestId(request.headers);
     request.log.info(accessLogLine({
       method: request.method, route: undefined, grpcMethod: undefined, status: e.httpStatus, grpcCode: e.code,
-      durationMs: 0, reqBytes: 0, resBytes: 0, requestId: makeRequestId(request.headers), remoteAddress: request.ip,
+      durationMs: 0, reqBytes: 0, resBytes: 0, requestId: reqId, remoteAddress: request.ip,
       headers: request.headers,
     }), 'request');
+    tracing?.startHttpSpan({
+      method: request.method, headers: request.headers, requestId: reqId, clientAddress: request.ip, scheme,
+      httpVersion: request.raw.httpVersion,
+    }).end(e.httpStatus, e.code);
     for (const [k, v] of Object.entries(e.headers ?? {})) void reply.header(k, v);
     void reply.code(e.httpStatus).type('application/json').send(JSON.stringify(e.toStatusJson()));
   });

@@ -31,12 +31,16 @@ export function isForwardable(key: string): boolean {
   return !NEVER_FORWARDED.has(key) && !key.startsWith('grpc-') && !key.startsWith(':');
 }
 
-/** Builds the outgoing metadata. `remoteAddress` and `host` feed X-Forwarded-For / X-Forwarded-Host. */
+/**
+ * Builds the outgoing metadata. `remoteAddress` and `host` feed X-Forwarded-For / X-Forwarded-Host. `traceparent`,
+ * when tracing is on, is the gateway span's and replaces the client's, so the backend's spans nest under the gateway's.
+ */
 export function requestMetadata(
   headers: Record<string, string | string[] | undefined>,
   policy: MetadataPolicy,
   remoteAddress: string | undefined,
   requestId: string,
+  traceparent?: string,
 ): grpc.Metadata {
   const md = new grpc.Metadata();
   md.set('x-request-id', requestId);
@@ -55,6 +59,7 @@ export function requestMetadata(
       }
     }
   }
+  if (traceparent !== undefined) md.set('traceparent', traceparent);
   const xff = headers['x-forwarded-for'];
   const prior = Array.isArray(xff) ? xff.join(', ') : xff;
   if (remoteAddress) md.set('x-forwarded-for', prior ? `${prior}, ${remoteAddress}` : remoteAddress);

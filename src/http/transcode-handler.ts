@@ -36,6 +36,8 @@ export interface TranscodeRequest {
   /** An http.ServerResponse, or with TLS an Http2ServerResponse: only the API both share is used. */
   res: ServerResponse;
   requestId: string;
+  /** The gateway span's traceparent, sent instead of the client's; undefined when tracing is off. */
+  traceparent?: string;
   /** Filled in as the request goes: what the access log and metrics report. */
   outcome: Outcome;
 }
@@ -47,7 +49,7 @@ export interface Outcome {
 
 export async function handleTranscode(ctx: HandlerContext, req: TranscodeRequest): Promise<void> {
   const { entry, res } = req;
-  const metadata = requestMetadata(req.headers, ctx.metadata, req.remoteAddress, req.requestId);
+  const metadata = requestMetadata(req.headers, ctx.metadata, req.remoteAddress, req.requestId, req.traceparent);
   // The hook runs before the body is parsed: an unauthenticated request is refused as such, not as bad input.
   const backend = ctx.onRequest ? await runHook(ctx.onRequest, req, metadata) : entry.backend;
   const contentType = req.headers['content-type'];
