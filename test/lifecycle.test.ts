@@ -56,6 +56,23 @@ test('writes one access-log line per request with the route template, gRPC metho
   assert.ok(!all.includes('secret-token') && !all.includes('secret-cookie'), 'no secret in any log line');
 });
 
+test('a client that disconnects is logged and counted as 499 CANCELLED, not UNKNOWN', async (t) => {
+  const { gw, lines, backend } = await setup(t, 5_000);
+  const aborter = new AbortController();
+  const pending = fetch(`${gw.url}/v1/shelves/s1/books/gone`, { signal: aborter.signal }).catch((err: Error) => err);
+  const deadline = Date.now() + 5_000;
+  while (backend.received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  aborter.abort();
+  assert.ok((await pending) instanceof Error);
+  while (!lines.some((l) => l['msg'] === 'request') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  const access = lines.filter((l) => l['msg'] === 'request');
+  assert.equal(access.length, 1);
+  assert.equal(access[0]!['status'], 499);
+  assert.equal(access[0]!['grpcCode'], 'CANCELLED');
+  const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+  assert.ok(metrics.includes('grpc_method="testpb.Everything/GetBook",grpc_code="CANCELLED",http_status="499"} 1'), metrics);
+});
+
 test('generates a request id when absent and forwards it and the W3C trace context as metadata', async (t) => {
   const { gw, backend } = await setup(t);
   const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';

@@ -153,6 +153,9 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     res.once('close', () => {
       options.inFlight.count--;
       const status = res.writableEnded ? res.statusCode : 499;
+      // A response closed before it ended is a client that went away: CANCELLED (code.proto maps it to 499). The
+      // handler learns it only after this listener ran, so outcome.grpcCode would still say UNKNOWN here.
+      if (!res.writableEnded) outcome.grpcCode = Code.CANCELLED;
       const seconds = (performance.now() - started) / 1000;
       const m = (entry && routeMetrics.get(entry)) ?? unmatched;
       m.requestBytes(reqBytes);
