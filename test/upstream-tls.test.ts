@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { Code, GatewayError } from '../src/errors/index.ts';
+import { Http2Pool } from '../src/upstream/http2-pool.ts';
 import { startGateway } from './helpers/gateway.ts';
 import { serviceDefinition, rawClient, methodPath } from './helpers/passthrough-backend.ts';
 
@@ -46,4 +48,87 @@ test('mTLS backend: the gateway presents its client certificate and verifies the
     client.makeUnaryRequest(methodPath('Unary'), (b: Buffer) => b, (b: Buffer) => b, payload, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(e) : resolve(r!))));
   assert.deepEqual(echoed, payload);
   assert.deepEqual(seen, ['unary']);
+});
+
+/** A grpc-js server on the localhost fixture certificate that requires a client certificate signed by the rotated one. */
+async function startMtlsServer(t: { after(fn: () => void): void }): Promise<number> {
+  const server = new grpc.Server();
+  server.addService(serviceDefinition('test.passthrough.v1.Echo'), {
+    Unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, call.request),
+    ServerStream: () => {}, ClientStream: () => {}, Bidi: () => {},
+  });
+  const creds = grpc.ServerCredentials.createSsl(
+    fs.readFileSync(path.join(FIX, 'rotated-cert.pem')),
+    [{ cert_chain: fs.readFileSync(path.join(FIX, 'passthrough-cert.pem')), private_key: fs.readFileSync(path.join(FIX, 'passthrough-key.pem')) }],
+    true,
+  );
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (e, p) => (e ? reject(e) : resolve(p))));
+  t.after(() => server.forceShutdown());
+  return port;
+}
+
+// With TLS 1.3 the client finishes its handshake before the server has looked at the (missing) client certificate:
+// the rejection arrives afterwards as an alert, when Node's http2 already has the socket.
+// The pool itself has no deadline: without the fix this request would wait forever.
+test('a backend that rejects the missing client certificate after the TLS 1.3 handshake: the pool fails fast and backs off', { timeout: 15_000 }, async (t) => {
+  const port = await startMtlsServer(t);
+  const connectTimeoutMs = 2000;
+  const pool = new Http2Pool(`127.0.0.1:${port}`, {
+    tls: { ca: fs.readFileSync(path.join(FIX, 'passthrough-cert.pem')), serverName: 'localhost' },
+    connectTimeoutMs,
+  });
+  t.after(() => pool.close());
+  const started = Date.now();
+  const headers = { ':method': 'POST', ':path': methodPath('Unary'), 'content-type': 'application/grpc', te: 'trailers' };
+  await assert.rejects(pool.request(headers), (err: unknown) => {
+    assert.ok(err instanceof GatewayError);
+    assert.equal(err.code, Code.UNAVAILABLE);
+    assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+    assert.match(err.message, /TLS: .*rejected.*certificate/);
+    return true;
+  });
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed < connectTimeoutMs + 1500, `failed after ${elapsed} ms`);
+  const stats = pool.stats();
+  assert.deepEqual(stats.sessions, [], 'no session left behind in connecting');
+  assert.equal(stats.queued, 0);
+  assert.equal(stats.connectFailures, 1);
+  assert.equal(stats.connectivity, 'transient_failure', 'the reconnect waits for the backoff');
+});
+
+test('a backend that rejects the missing client certificate: both ports answer UNAVAILABLE naming the backend, not at the deadline', { timeout: 60_000 }, async (t) => {
+  const port = await startMtlsServer(t);
+  const connectTimeoutMs = 2000;
+  // One backend per port, so each call meets a fresh connection attempt rather than the other's backoff.
+  const tls = { caFile: 'test/fixtures/passthrough-cert.pem', serverName: 'localhost' };
+  const gw = await startGateway({
+    protos: { includeDirs: [PROTO_DIR], files: ['test/protos/everything.proto'] },
+    transcoding: { allowUnservedServices: true },
+    backends: [
+      { name: 'secure-rest', services: ['testpb.*'], endpoints: [`127.0.0.1:${port}`], tls, connectTimeoutMs, timeoutMs: 20_000 },
+      { name: 'secure-grpc', services: ['test.passthrough.*'], endpoints: [`127.0.0.1:${port}`], tls, connectTimeoutMs },
+    ],
+  });
+  t.after(() => gw.close());
+
+  let started = Date.now();
+  const res = await fetch(`${gw.url}/v1/shelves/s/books/b`);
+  let elapsed = Date.now() - started;
+  assert.equal(res.status, 503);
+  const body = (await res.json()) as { code: number; message: string };
+  assert.equal(body.code, 14);
+  assert.match(body.message, /secure-rest/);
+  assert.match(body.message, /certificate/);
+  assert.ok(elapsed < connectTimeoutMs + 1500, `REST call failed after ${elapsed} ms (its deadline is 20 s)`);
+
+  const client = rawClient(`127.0.0.1:${gw.gateway.addresses().grpc!.port}`);
+  t.after(() => client.close());
+  started = Date.now();
+  const err = await new Promise<grpc.ServiceError | null>((resolve) =>
+    client.makeUnaryRequest(methodPath('Unary'), (b: Buffer) => b, (b: Buffer) => b, Buffer.from('x'), new grpc.Metadata(), { deadline: Date.now() + 20_000 }, (e) => resolve(e)));
+  elapsed = Date.now() - started;
+  assert.equal(err?.code, grpc.status.UNAVAILABLE, err?.details);
+  assert.match(err!.details, /secure-grpc/);
+  assert.match(err!.details, /certificate/);
+  assert.ok(elapsed < connectTimeoutMs + 1500, `gRPC call failed after ${elapsed} ms (its deadline is 20 s)`);
 });

@@ -205,8 +205,15 @@ export class GrpcInvoker {
         (err, value) => {
           signal.onAbort = undefined;
           if (err) {
-            // No response headers and a connection-level failure: grpc-js never delivered the request.
-            const retryable = err.code === grpc.status.UNAVAILABLE && headers === undefined && /No connection established|ECONNREFUSED|connect/i.test(err.details);
+            // Only a call grpc-js never handed to a connection may go to another endpoint. grpc-js knows which ones
+            // (its internal RpcProgress) but strips that field before the status reaches a public callback
+            // (retrying-call.js, 1.14), and even marks a failed pick as PROCESSED, so its own text is the only
+            // signal: the picker's "No connection established" (no transport stream was created) and "Stream
+            // refused by server" (REFUSED_STREAM: the server did not process it). Anything broader would retry calls
+            // that may have run: "Connection dropped" comes after the request was sent, and a backend's own
+            // UNAVAILABLE details ("cannot connect to db") arrive without response headers when trailers-only.
+            const retryable = err.code === grpc.status.UNAVAILABLE && headers === undefined &&
+              /No connection established|^Stream refused by server$/.test(err.details);
             return reject(Object.assign(err, { retryable }));
           }
           message = value;

@@ -5,17 +5,29 @@
  *
  *   connecting ──first SETTINGS ('remoteSettings')──▶ ready ──GOAWAY received / stream ids exhausted──▶ draining
  *       │                                               │     / idle timeout / pool closing                 │
- *       │ connect error, connect timeout                │ socket error, keepalive ping timeout              │ last open
- *       ▼                                               ▼                                                   ▼ stream closes
+ *       │ socket error or close, connect timeout,       │ socket error or close, keepalive ping timeout     │ last open
+ *       │ pool closing                                  │                                                   │ stream closes
+ *       ▼                                               ▼                                                   ▼
  *     closed ◀──────────────────────────────────────── closed ◀────────────────────────────────────────── closed
  *
  * - Streams are opened only in `ready`: a stream opened before the peer's SETTINGS is refused (REFUSED_STREAM) beyond
  *   its MAX_CONCURRENT_STREAMS, and we would not know that limit yet.
+ * - The connect timer runs from the first line of the constructor until SETTINGS: TCP connect, TLS handshake and the
+ *   wait for a backend that accepted the connection but does not speak HTTP/2 all count against connectTimeoutMs.
  * - `draining` takes no new streams but lets the open ones finish: that is how a backend's graceful GOAWAY and our
- *   own shutdown stay invisible to in-flight calls.
+ *   own shutdown stay invisible to in-flight calls. A `connecting` session has nothing to drain and closes at once.
  * - `closed` is final; the pool forgets the session and opens a new one when it needs capacity.
+ * - The session owns its socket (`createConnection`) and reaches `closed` when the socket closes or when we give up
+ *   on it, never by waiting for node:http2's 'close'. That event can fail to come: when a TLS 1.3 backend rejects
+ *   our client certificate, its alert arrives after the handshake as a socket error; node:http2 marks the session
+ *   destroyed, then waits for a write on the dead TLS socket that never completes, so it emits neither 'error' nor
+ *   'close', and session.destroy() is a no-op from then on (Node 20). Destroying the socket ourselves is the only
+ *   way out.
  */
 import http2 from 'node:http2';
+import { connect as netConnect } from 'node:net';
+import type { Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { ClientHttp2Session, ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import type { SecureClientSessionOptions } from 'node:http2';
 
@@ -59,6 +71,8 @@ export class Http2UpstreamSession {
   readonly endpoint: string;
   #state: Http2SessionState = 'connecting';
   #session: ClientHttp2Session;
+  #socket: Socket;
+  #handshakeDone = false;
   #settings: Http2SessionSettings;
   #events: Http2SessionEvents;
   #active = 0;
@@ -90,18 +104,33 @@ export class Http2UpstreamSession {
       maxSessionMemory: settings.maxSessionMemoryMb,
       maxHeaderListPairs: 512,
     };
+    // The same sockets http2.connect() would open, but ours: node:http2 only lends out a proxy that refuses destroy().
+    let socket: Socket;
     if (tls) {
-      options.ALPNProtocols = ['h2'];
-      if (tls.ca !== undefined) options.ca = tls.ca;
-      if (tls.cert !== undefined) options.cert = tls.cert;
-      if (tls.key !== undefined) options.key = tls.key;
-      options.servername = tls.serverName ?? (isIp(host) ? undefined : host);
-      options.rejectUnauthorized = tls.rejectUnauthorized ?? true;
+      const tlsSocket = tlsConnect({
+        host,
+        port,
+        ALPNProtocols: ['h2'],
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        servername: tls.serverName ?? (isIp(host) ? undefined : host),
+        rejectUnauthorized: tls.rejectUnauthorized ?? true,
+      });
+      tlsSocket.once('secureConnect', () => (this.#handshakeDone = true));
+      socket = tlsSocket;
+    } else {
+      socket = netConnect({ host, port });
     }
+    this.#socket = socket;
+    socket.on('error', (err) => this.#fail(this.#state === 'connecting' ? describeConnectError(err) : err));
+    socket.on('close', () => this.#onClose());
+    options.createConnection = () => socket;
     const session = http2.connect(authority, options);
     this.#session = session;
     this.#connectTimer = setTimeout(() => {
-      this.#fail(new Error(`connect to ${endpoint} timed out after ${settings.connectTimeoutMs} ms`));
+      const phase = socket.connecting ? 'TCP connect' : tls && !this.#handshakeDone ? 'TLS handshake' : "the backend's HTTP/2 SETTINGS";
+      this.#fail(new Error(`connect to ${endpoint} timed out after ${settings.connectTimeoutMs} ms waiting for ${phase}`));
     }, settings.connectTimeoutMs);
     session.on('remoteSettings', (remote) => this.#onRemoteSettings(remote.maxConcurrentStreams));
     session.on('goaway', () => {
@@ -167,20 +196,24 @@ export class Http2UpstreamSession {
   /** Stop taking streams; close the connection once the open ones are done. */
   drain(): void {
     if (this.#state === 'closed' || this.#state === 'draining') return;
-    const wasConnecting = this.#state === 'connecting';
+    // A graceful close of a half-open connection waits for the backend to answer our FIN, and one that never speaks
+    // never will: with no stream to let finish, there is nothing to wait for.
+    if (this.#state === 'connecting') {
+      this.destroy(new Error(`connect to ${this.endpoint} abandoned before SETTINGS (session drained)`));
+      return;
+    }
     this.#state = 'draining';
     // An unref'd socket would let the process exit halfway through the GOAWAY exchange.
     this.#session.ref();
     this.#clearTimers();
-    if (wasConnecting || this.#active === 0) this.#session.close();
+    if (this.#active === 0) this.#session.close();
   }
 
   /** Close now; open streams fail. */
   destroy(error?: Error): void {
     if (this.#state === 'closed') return;
     if (error) this.#error ??= error;
-    this.#session.ref();
-    this.#session.destroy(error);
+    this.#teardown(error);
   }
 
   stats(): { state: Http2SessionState; activeStreams: number; maxConcurrentStreams: number; streamsOpened: number } {
@@ -258,8 +291,17 @@ export class Http2UpstreamSession {
   }
 
   #fail(error: Error): void {
+    if (this.#state === 'closed') return;
     this.#error ??= error;
+    this.#teardown(error);
+  }
+
+  /** Ends the session now, without relying on node:http2 to ever report it closed (see the top of this file). */
+  #teardown(error: Error | undefined): void {
+    // session.destroy() first, so that open streams fail with `error` rather than with the socket's own.
     if (!this.#session.destroyed) this.#session.destroy(error);
+    this.#socket.destroy();
+    this.#onClose();
   }
 
   #onClose(): void {
@@ -267,7 +309,13 @@ export class Http2UpstreamSession {
     const neverReady = this.#state === 'connecting';
     this.#state = 'closed';
     this.#clearTimers();
-    const error = this.#error ?? (neverReady ? new Error(`connection to ${this.endpoint} closed before SETTINGS`) : undefined);
+    let error = this.#error;
+    if (!error && neverReady) {
+      // TLS 1.3 finishes the client's handshake before the server has checked our certificate: a backend that
+      // rejects it without an alert just hangs up now.
+      const hint = this.#handshakeDone ? ' after the TLS handshake (did it reject our client certificate?)' : '';
+      error = new Error(`connection to ${this.endpoint} closed by the backend before SETTINGS${hint}`);
+    }
     this.#events.onClosed(this, error);
   }
 
@@ -278,6 +326,27 @@ export class Http2UpstreamSession {
     this.#connectTimer = undefined;
     this.#idleTimer = undefined;
   }
+}
+
+/**
+ * A TLS alert from the backend, in words an operator can act on instead of OpenSSL's ("ssl3_read_bytes:tlsv13 alert
+ * certificate required:../deps/openssl/..."); the original stays as `cause`. Only alerts are rewritten: they are the
+ * backend refusing us, while errors of our own verification already read well.
+ */
+function describeConnectError(err: Error): Error {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  const alert = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_(\w+)$/.exec(code)?.[1]?.toLowerCase();
+  if (!alert) return err;
+  const hints: Record<string, string> = {
+    certificate_required: 'it requires a client certificate and we sent none',
+    bad_certificate: 'it did not accept our client certificate',
+    unknown_ca: 'it does not trust the CA of our client certificate',
+    certificate_unknown: 'it did not accept our client certificate',
+    certificate_expired: 'it says our client certificate has expired',
+    handshake_failure: 'no protocol version or cipher in common, or a client certificate it wanted',
+  };
+  const hint = hints[alert];
+  return new Error(`TLS: the backend rejected the connection (alert ${alert}${hint ? `: ${hint}` : ''})`, { cause: err });
 }
 
 export function splitHostPort(endpoint: string): { host: string; port: number } {
