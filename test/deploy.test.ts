@@ -270,7 +270,7 @@ test('the Dockerfile exposes the config default ports, runs as non-root and star
   assert.match(uid!, /^\d+$/, 'a numeric uid, so runAsNonRoot can be verified');
   assert.notEqual(Number(uid), 0);
   assert.equal(Number(uid), pod.securityContext.runAsUser);
-  assert.deepEqual(JSON.parse(last(runtime, 'ENTRYPOINT')!), ['node', 'bin/protogate.mjs']);
+  assert.deepEqual(JSON.parse(last(runtime, 'ENTRYPOINT')!), ['node', '--enable-source-maps', 'bin/protogate.mjs']);
   assert.ok(fs.existsSync(path.join(ROOT, 'bin/protogate.mjs')));
 });
 
@@ -279,7 +279,9 @@ test('the Dockerfile installs everything to build and only production dependenci
   assert.ok(stages.slice(0, -1).some((s) => runs(s).some((r) => /\bnpm ci\b(?!.*--omit)/.test(r))), 'a build stage runs npm ci');
   assert.ok(runs(runtime).some((r) => /\bnpm ci --omit=dev\b/.test(r)), 'the runtime stage runs npm ci --omit=dev');
   const copied = runtime.body.filter((i) => i.op === 'COPY').map((i) => i.args);
-  for (const dir of ['bin', 'src']) assert.ok(copied.some((c) => c.includes(`/app/${dir} ./${dir}`)), `the runtime stage has ${dir}/`);
+  for (const dir of ['bin', 'dist']) assert.ok(copied.some((c) => c.includes(`/app/${dir} ./${dir}`)), `the runtime stage has ${dir}/`);
+  assert.ok(!copied.some((c) => c.includes('/app/src')), 'the runtime stage runs dist/, so it must not carry src/ (bin/ would prefer it)');
+  assert.ok(stages.slice(0, -1).some((s) => runs(s).some((r) => /\bnpm run build\b/.test(r))), 'a build stage compiles dist/');
 });
 
 test('every COPY source from the build context exists and is not excluded by .dockerignore', () => {
@@ -294,7 +296,7 @@ test('every COPY source from the build context exists and is not excluded by .do
       }
     }
   }
-  for (const needed of ['bin', 'src', 'package.json', 'package-lock.json', 'tsconfig.json']) {
+  for (const needed of ['bin', 'src', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) {
     assert.ok(!dockerignore.includes(needed), `${needed} reaches the build context`);
   }
 });
@@ -320,6 +322,7 @@ test('every package src/ and bin/ load at run time is a production dependency (n
     }
     for (const m of text.matchAll(/\bimport\(\s*['"]([^'".][^'"]*)['"]\s*\)/g)) {
       const name = m[1]!.startsWith('@') ? m[1]!.split('/').slice(0, 2).join('/') : m[1]!.split('/')[0]!;
+      seen.add(name);
       if (!m[1]!.startsWith('node:') && !builtins.has(m[1]!) && !(name in pkg.dependencies)) missing.add(`${name} (${path.relative(ROOT, file)})`);
     }
   }
@@ -348,13 +351,20 @@ test('the runtime stage, assembled from the Dockerfile with production dependenc
   assert.equal(workdir, '/app');
   const app = path.join(tmp, 'app');
   fs.mkdirSync(app);
+  // The build stage's /app: the repository (its `COPY . .`) plus dist/ from its `npm run build`, run here into a
+  // separate directory so the checkout's own dist/ (if any) plays no part.
+  const buildDir = path.join(tmp, 'build');
+  const built = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', path.join(buildDir, 'dist')],
+    { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
+  assert.equal(built.status, 0, `npm run build (tsc -p tsconfig.build.json) failed:\n${built.stdout}${built.stderr}`);
+  const fromBuildStage = (p: string): string => (p === '/app/dist' || p.startsWith('/app/dist/') ? path.join(buildDir, path.relative('/app', p)) : path.join(ROOT, path.relative('/app', p)));
   for (const copy of runtime.body.filter((i) => i.op === 'COPY')) {
     const words = copy.args.split(/\s+/);
     const fromBuild = words[0]!.startsWith('--from=');
     const parts = fromBuild ? words.slice(1) : words;
     const dest = path.join(app, parts.at(-1)!);
     for (const src of parts.slice(0, -1)) {
-      const from = fromBuild ? path.join(ROOT, path.relative('/app', src)) : path.join(ROOT, src);
+      const from = fromBuild ? fromBuildStage(src) : path.join(ROOT, src);
       const to = parts.length > 2 || dest.endsWith('/') || parts.at(-1) === './' ? path.join(dest, path.basename(src)) : dest;
       fs.cpSync(from, to, { recursive: true });
     }
@@ -374,6 +384,10 @@ test('the runtime stage, assembled from the Dockerfile with production dependenc
   for (const dev of ['typescript', 'fast-check', 'autocannon']) {
     assert.ok(!fs.existsSync(path.join(app, 'node_modules', dev)), `${dev} (a dev dependency) is not in the image`);
   }
+  assert.ok(!fs.existsSync(path.join(app, 'src')) && fs.existsSync(path.join(app, 'dist/cli/main.js')), 'the image runs dist/, not src/');
+  // tsx is a production dependency (checkouts run src/ through it), but the image must not need it: without it here,
+  // any path that still loads TypeScript at run time fails to start.
+  fs.rmSync(path.join(app, 'node_modules/tsx'), { recursive: true, force: true });
 
   // The config volume, with the listeners on loopback and the endpoint at a backend started here.
   const etc = path.join(tmp, 'etc-protogate');
