@@ -2,7 +2,7 @@
  * End-to-end REST benchmark of protogate against a direct @grpc/grpc-js client, in ONE run (same machine state):
  *
  *   node --import tsx bench/rest.ts [--duration 10] [--connections 64] [--warmup 2] [--reps 1]
- *                                   [--stream-count 4096] [--chunk-size 65536] [--no-pin] [--json FILE] [--sut floor]
+ *                                   [--stream-count 4096] [--chunk-size 65536] [--no-pin] [--json FILE] [--sut floor|dist]
  *
  * Processes and cores (2-core machine; --no-pin leaves placement to the kernel):
  *   core 0  protogate (child: `taskset -c 0 node --import tsx bench/peer-gateway.ts`, the same entry bench.sh uses)
@@ -58,9 +58,12 @@ const JSON_OUT = strArg('json');
 /** --cpu-prof DIR: run protogate under `node --cpu-prof` (profile written to DIR when it exits); implies --no-direct. */
 const CPU_PROF = strArg('cpu-prof');
 const TESTS = new Set((strArg('tests') ?? 'echo,get,stream').split(','));
-/** --sut floor: run bench/floor-gateway.ts (node:http + node:http2 + protobufjs, no gateway logic) in protogate's place. */
-const SUT = strArg('sut') === 'floor' ? 'floor' : 'protogate';
-const SUT_ENTRY = SUT === 'floor' ? 'floor-gateway.ts' : 'peer-gateway.ts';
+/**
+ * --sut floor: run bench/floor-gateway.ts (node:http + node:http2 + protobufjs, no gateway logic) in protogate's place;
+ * --sut dist: protogate compiled to dist/ (`npm run build` first) without tsx, as the container image runs it.
+ */
+const SUT = ({ floor: 'floor', dist: 'protogate-dist' } as Record<string, string>)[strArg('sut') ?? ''] ?? 'protogate';
+const SUT_ENTRY = SUT === 'floor' ? 'floor-gateway.ts' : SUT === 'protogate-dist' ? 'peer-gateway-dist.mjs' : 'peer-gateway.ts';
 const DIRECT = !argv.includes('--no-direct') && CPU_PROF === undefined;
 
 // The body bench.sh posts (echo-body.json): 302 bytes, every field kind.
@@ -260,7 +263,7 @@ if (existsSync(GO_BACKEND)) {
   backend = start('backend', 1, process.execPath, [join(PEERS, 'node/backend.js'), '--listen', backendAddr, '--chunk-size', String(CHUNK)]);
 }
 const profArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', resolve(CPU_PROF)] : [];
-const gateway = start('protogate', 0, process.execPath, [...profArgs, '--import', 'tsx', join(HERE, SUT_ENTRY)], {
+const gateway = start('protogate', 0, process.execPath, [...profArgs, ...(SUT === 'protogate-dist' ? [] : ['--import', 'tsx']), join(HERE, SUT_ENTRY)], {
   GATEWAY_HOST: HOST, GATEWAY_PORT: String(gwPort), BACKEND_ADDR: backendAddr, PROTO_ROOT, PROTO_FILE,
 });
 const base = `http://${HOST}:${gwPort}`;
