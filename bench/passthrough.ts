@@ -1,20 +1,33 @@
 /**
  * Passthrough vs direct, same run, same client and backend (@grpc/grpc-js, Buffer serializers, in this process);
- * the gateway runs in a child process so its peak RSS (VmHWM, Linux /proc) is its own.
+ * the gateway runs in a child process so its peak RSS (VmHWM, Linux /proc) and CPU time are its own.
  *
  *   node --import tsx bench/passthrough.ts                 # 1 GiB each way, ~2-4 min on 2 cores
  *   node --import tsx bench/passthrough.ts --mib 128 --unary-seconds 2
+ *   node --import tsx bench/passthrough.ts --only down,up --reps 5 --floor   # interleaved repeats, medians
+ *   node --import tsx bench/passthrough.ts --only c64 --cpu-prof /tmp/prof  # then bench/profile-summary.ts
  *
  * Flags: --mib N (bytes per transfer, default 1024), --no-single (skip the one-message transfers),
- * --unary-n N (sequential calls for p50, default 2000), --unary-seconds S (concurrency-64 run, default 5).
+ * --unary-n N (sequential calls for p50, default 2000), --unary-seconds S (concurrency-64 run, default 5),
+ * --only LIST (any of down,up,down1,up1,p50,c64), --reps N (each scenario N times, the targets taking turns to go
+ * first; medians reported with min-max), --floor (also through a plain TCP relay child: what any extra hop costs
+ * on this machine), --log (the gateway logs at info, access log included, to /dev/null), --metrics (the gateway
+ * keeps its per-method metrics; --log --metrics is what `protogate` runs with), --cpu-prof DIR (V8 CPU profile of
+ * the gateway process, written when it exits), --gateway-args="..." (more node flags for the gateway, e.g.
+ * "--perf-basic-prof" for `perf record -p PID`; its pid is printed on stderr).
  * Targets (issue #3): peak RSS <= idle + 64 MiB; throughput >= 90% of direct; unary added p50 <= 0.3 ms;
  * req/s at concurrency 64 >= 80% of direct.
+ * Also printed: the gateway's CPU seconds per GiB or per call (its runs only, all reps; /proc utime + stime, all
+ * threads) and, on stderr, how busy this process and the gateway were. On a shared 2-core machine CPU time moves
+ * much less than wall-clock rates, and "this process under 100 %" tells a run limited by waiting from one limited
+ * by CPU.
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { methodPath, rawClient, ser, startBackend } from '../test/helpers/passthrough-backend.ts';
 import { spawnGateway } from '../test/helpers/passthrough-child.ts';
+import type { GatewayChild } from '../test/helpers/passthrough-child.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -22,16 +35,45 @@ const { values: flags } = parseArgs({
     'no-single': { type: 'boolean', default: false },
     'unary-n': { type: 'string', default: '2000' },
     'unary-seconds': { type: 'string', default: '5' },
+    only: { type: 'string', default: 'down,up,down1,up1,p50,c64' },
+    reps: { type: 'string', default: '1' },
+    floor: { type: 'boolean', default: false },
+    log: { type: 'boolean', default: false },
+    metrics: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
+    'gateway-args': { type: 'string', default: '' },
   },
 });
+const only = new Set(flags.only.split(','));
+if (flags['no-single']) {
+  only.delete('down1');
+  only.delete('up1');
+}
+const REPS = Number(flags.reps);
 const TOTAL = Number(flags.mib) * 2 ** 20;
 const CHUNK = 64 * 1024;
 const WINDOW = { 'grpc-node.flow_control_window': 1 << 20 };
 
 const backend = await startBackend({ serverOptions: WINDOW });
-const gateway = await spawnGateway({ endpoints: [`127.0.0.1:${backend.port}`], services: ['test.passthrough.*'] });
-const direct = rawClient(`127.0.0.1:${backend.port}`, undefined, WINDOW);
-const viaGateway = rawClient(`127.0.0.1:${gateway.port}`, undefined, WINDOW);
+const nodeArgs = [
+  ...(flags['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', flags['cpu-prof']] : []),
+  ...flags['gateway-args'].split(' ').filter(Boolean),
+];
+const endpoints = [`127.0.0.1:${backend.port}`];
+const gateway = await spawnGateway({ endpoints, services: ['test.passthrough.*'], log: flags.log, metrics: flags.metrics }, nodeArgs);
+console.error(`gateway pid ${gateway.pid}`);
+const relay = flags.floor ? await spawnGateway({ endpoints, services: [] }, [], 'tcp-relay') : undefined;
+
+interface Target {
+  name: string;
+  client: grpc.Client;
+  /** The proxy process in between, if any. */
+  proxy: GatewayChild | undefined;
+}
+const direct: Target = { name: 'direct', client: rawClient(endpoints[0]!, undefined, WINDOW), proxy: undefined };
+const viaGateway: Target = { name: 'gateway', client: rawClient(`127.0.0.1:${gateway.port}`, undefined, WINDOW), proxy: gateway };
+const viaRelay: Target | undefined = relay && { name: 'TCP relay', client: rawClient(`127.0.0.1:${relay.port}`, undefined, WINDOW), proxy: relay };
+const targets = [direct, viaGateway, ...(viaRelay ? [viaRelay] : [])];
 
 function md(entries: Record<string, string>): grpc.Metadata {
   const m = new grpc.Metadata();
@@ -91,17 +133,78 @@ async function upOne(client: grpc.Client): Promise<number> {
 
 const rows: string[][] = [];
 const mibps = (bytes: number, ms: number): number => bytes / 2 ** 20 / (ms / 1000);
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+/** "median [min, max]" when there was more than one rep. */
+const spread = (xs: number[], fmt: (x: number) => string): string =>
+  xs.length > 1 ? `${fmt(median(xs))} [${fmt(Math.min(...xs))}, ${fmt(Math.max(...xs))}]` : fmt(xs[0]!);
+
+interface Measured {
+  /** Per target name: one value per rep. */
+  values: Map<string, number[]>;
+  /** Per target name: the proxy's CPU seconds over its runs. */
+  proxyCpu: Map<string, number>;
+}
+
+/**
+ * Runs `measure` REPS times per target, rotating which target goes first so a slow spell on the machine hits all,
+ * and records each proxy's CPU seconds over its own runs.
+ */
+async function interleaved(measure: (t: Target) => Promise<number>): Promise<Measured> {
+  const values = new Map(targets.map((t) => [t.name, [] as number[]]));
+  const proxyCpu = new Map(targets.map((t) => [t.name, 0]));
+  const own = new Map(targets.map((t) => [t.name, { cpu: 0, wall: 0 }]));
+  for (let rep = 0; rep < REPS; rep++) {
+    const order = targets.map((_, i) => targets[(i + rep) % targets.length]!);
+    for (const t of order) {
+      const cpu0 = t.proxy?.cpuSeconds() ?? 0;
+      const self0 = process.cpuUsage();
+      const t0 = performance.now();
+      values.get(t.name)!.push(await measure(t));
+      const self = process.cpuUsage(self0);
+      const acc = own.get(t.name)!;
+      acc.cpu += (self.user + self.system) / 1e6;
+      acc.wall += (performance.now() - t0) / 1000;
+      if (t.proxy) proxyCpu.set(t.name, proxyCpu.get(t.name)! + t.proxy.cpuSeconds() - cpu0);
+    }
+  }
+  const pct = (cpu: number, wall: number): string => `${((100 * cpu) / wall).toFixed(0)}%`;
+  console.error('  busy: ' + targets.map((t) => {
+    const o = own.get(t.name)!;
+    return `${t.name}: bench ${pct(o.cpu, o.wall)}${t.proxy ? `, proxy ${pct(proxyCpu.get(t.name)!, o.wall)}` : ''}`;
+  }).join('; '));
+  return { values, proxyCpu };
+}
+
+/** Table row: direct, via gateway, gateway/direct, [TCP relay, gateway/relay], gateway CPU, VmHWM so far. */
+function row(name: string, m: Measured, fmt: (x: number) => string, unit: string, compare: (gw: number, other: number) => number, cmpFmt: (x: number) => string, cpu: string): string[] {
+  const d = m.values.get('direct')!;
+  const g = m.values.get('gateway')!;
+  const r = m.values.get('TCP relay');
+  const out = [name, `${spread(d, fmt)}${unit}`, `${spread(g, fmt)}${unit}`, spread(d.map((x, i) => compare(g[i]!, x)), cmpFmt)];
+  if (r) out.push(`${spread(r, fmt)}${unit}`, spread(r.map((x, i) => compare(g[i]!, x)), cmpFmt));
+  out.push(cpu, `${(gateway.memory().hwmKb / 1024).toFixed(0)} MiB`);
+  return out;
+}
+
+const percent = (x: number): string => `${x.toFixed(0)}%`;
+const ratio = (gw: number, other: number): number => (gw / other) * 100;
+const added = (gw: number, other: number): number => gw - other;
+const f0 = (x: number): string => x.toFixed(0);
+const f3 = (x: number): string => x.toFixed(3);
+const signed3 = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
 
 async function throughput(name: string, run: (c: grpc.Client) => Promise<number>): Promise<void> {
-  const results: number[] = [];
-  for (const client of [direct, viaGateway]) {
+  const m = await interleaved(async (t) => {
     const t0 = performance.now();
-    const bytes = await run(client);
-    if (bytes !== TOTAL) throw new Error(`${name}: moved ${bytes} bytes, expected ${TOTAL}`);
-    results.push(mibps(bytes, performance.now() - t0));
-  }
-  const hwm = gateway.memory().hwmKb / 1024;
-  rows.push([name, `${results[0].toFixed(0)} MiB/s`, `${results[1].toFixed(0)} MiB/s`, `${((results[1] / results[0]) * 100).toFixed(0)}%`, `${hwm.toFixed(0)} MiB`]);
+    const bytes = await run(t.client);
+    if (bytes !== TOTAL) throw new Error(`${name} (${t.name}): moved ${bytes} bytes, expected ${TOTAL}`);
+    return mibps(bytes, performance.now() - t0);
+  });
+  const cpuPerGiB = m.proxyCpu.get('gateway')! / REPS / (TOTAL / 2 ** 30);
+  rows.push(row(name, m, f0, ' MiB/s', ratio, percent, `${cpuPerGiB.toFixed(2)} s/GiB`));
   console.error(`done: ${name}`);
 }
 
@@ -115,52 +218,63 @@ async function unaryLatency(client: grpc.Client, n: number): Promise<number> {
     samples.push(performance.now() - t0);
   }
   samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
+  return samples[Math.floor(samples.length / 2)]!;
 }
 
-async function unaryRate(client: grpc.Client, seconds: number, concurrency = 64): Promise<number> {
+/** Calls completed through the gateway in the concurrency-64 runs (for its CPU per call). */
+let gatewayRateCalls = 0;
+async function unaryRate(t: Target, seconds: number, concurrency = 64): Promise<number> {
   const body = Buffer.from('ping');
   const until = performance.now() + seconds * 1000;
   let done = 0;
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (performance.now() < until) {
-      await unaryCall(client, body);
+      await unaryCall(t.client, body);
       done++;
     }
   }));
+  if (t === viaGateway) gatewayRateCalls += done;
   return done / seconds;
 }
 
 try {
-  await unaryCall(viaGateway, Buffer.from('warm'));
+  for (const t of targets) await unaryCall(t.client, Buffer.from('warm'));
   const idle = gateway.memory().rssKb / 1024;
-  await throughput(`down ${flags.mib} MiB as 64 KiB msgs`, downChunks);
-  await throughput(`up ${flags.mib} MiB as 64 KiB msgs`, upChunks);
-  if (!flags['no-single']) {
-    await throughput(`down ${flags.mib} MiB as ONE msg`, downOne);
-    await throughput(`up ${flags.mib} MiB as ONE msg`, upOne);
-  }
+  if (only.has('down')) await throughput(`down ${flags.mib} MiB as 64 KiB msgs`, downChunks);
+  if (only.has('up')) await throughput(`up ${flags.mib} MiB as 64 KiB msgs`, upChunks);
+  if (only.has('down1')) await throughput(`down ${flags.mib} MiB as ONE msg`, downOne);
+  if (only.has('up1')) await throughput(`up ${flags.mib} MiB as ONE msg`, upOne);
   const n = Number(flags['unary-n']);
   const seconds = Number(flags['unary-seconds']);
-  const p50d = await unaryLatency(direct, n);
-  const p50g = await unaryLatency(viaGateway, n);
-  const rated = await unaryRate(direct, seconds);
-  const rateg = await unaryRate(viaGateway, seconds);
+  if (only.has('p50')) {
+    const m = await interleaved((t) => unaryLatency(t.client, n));
+    const perCall = (m.proxyCpu.get('gateway')! / (REPS * (n + 200))) * 1e6;
+    rows.push(row('unary p50 ms, concurrency 1', m, f3, '', added, signed3, `${perCall.toFixed(0)} us/call`));
+    console.error('done: p50');
+  }
+  if (only.has('c64')) {
+    const m = await interleaved((t) => unaryRate(t, seconds));
+    const perCall = (m.proxyCpu.get('gateway')! / gatewayRateCalls) * 1e6;
+    rows.push(row('unary req/s, concurrency 64', m, f0, '', ratio, percent, `${perCall.toFixed(0)} us/call`));
+    console.error('done: c64');
+  }
   const peak = gateway.memory().hwmKb / 1024;
 
-  console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, node ${process.version}, ${os.platform()} ${os.release()}`);
+  console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, node ${process.version}, ${os.platform()} ${os.release()}, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(`date: ${new Date().toISOString()}`);
   console.log(`command: node --import tsx bench/passthrough.ts ${process.argv.slice(2).join(' ')}`.trim());
   console.log('');
-  const table = [['scenario', 'direct', 'via gateway', 'ratio', 'gateway VmHWM so far'], ...rows];
-  table.push(['unary p50, concurrency 1', `${p50d.toFixed(3)} ms`, `${p50g.toFixed(3)} ms`, `+${(p50g - p50d).toFixed(3)} ms`, '']);
-  table.push(['unary req/s, concurrency 64', rated.toFixed(0), rateg.toFixed(0), `${((rateg / rated) * 100).toFixed(0)}%`, '']);
-  const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
-  for (const r of table) console.log(r.map((c, i) => c.padEnd(widths[i])).join('  '));
+  const head = ['scenario', 'direct', 'via gateway', 'gateway vs direct'];
+  if (viaRelay) head.push('via TCP relay', 'gateway vs relay');
+  head.push('gateway CPU', 'gateway VmHWM so far');
+  const table = [head, ...rows];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
+  for (const r of table) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  '));
   console.log('');
   console.log(`gateway RSS idle ${idle.toFixed(0)} MiB, peak (VmHWM) ${peak.toFixed(0)} MiB, growth ${(peak - idle).toFixed(0)} MiB (target <= 64)`);
 } finally {
-  direct.close();
-  viaGateway.close();
+  for (const t of targets) t.client.close();
   await gateway.stop();
+  await relay?.stop();
   await backend.close();
 }

@@ -180,6 +180,7 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
           limits: { streamIdleTimeoutMs: config.grpc.streamIdleTimeoutMs },
           tls: grpcTls?.current(),
           logger,
+          tracing,
         });
         const server = passthrough;
         grpcTls?.watch((pair) => server.setTls(pair));

@@ -3,10 +3,12 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { methodPath, rawClient, startBackend } from './helpers/passthrough-backend.ts';
+import { parseGrpcTimeout } from '../src/passthrough/grpc-wire.ts';
+import { BackendUpstream } from '../src/upstream/backend-upstream.ts';
+import { methodPath, rawClient, ser, startBackend } from './helpers/passthrough-backend.ts';
 import type { TestBackend } from './helpers/passthrough-backend.ts';
-import { startGateway, unary } from './helpers/passthrough-gateway.ts';
-import { startRawBackend } from './helpers/passthrough-raw-backend.ts';
+import { collect, startGateway, unary } from './helpers/passthrough-gateway.ts';
+import { startDelayedRelay, startRawBackend } from './helpers/passthrough-raw-backend.ts';
 import type { RawBackend } from './helpers/passthrough-raw-backend.ts';
 
 /** A port with nothing listening: bind, read the port, close. */
@@ -99,5 +101,64 @@ describe('passthrough: failure modes', () => {
     await new Promise((resolve) => socket.on('close', resolve));
     assert.match(text, /^HTTP\/1\.1 426 /);
     assert.match(text, /gRPC over HTTP\/2/);
+  });
+});
+
+describe('passthrough: the gateway loses its own backend connection mid-response', () => {
+  let raw: RawBackend;
+  before(async () => {
+    raw = await startRawBackend();
+  });
+  after(() => raw.close());
+
+  // The balancer the gateway shares with transcoding; closing it is what a drain or a DNS change does to a backend.
+  const balancer = (port: number): BackendUpstream =>
+    new BackendUpstream({
+      name: 'raw',
+      endpoints: [{ address: `127.0.0.1:${port}`, weight: 1 }],
+      policy: 'round_robin',
+      resolveIntervalMs: 30_000,
+      pool: {},
+      healthCheck: { enabled: false, intervalMs: 5000, timeoutMs: 1000, service: '', healthyThreshold: 1, unhealthyThreshold: 2 },
+      outlierDetection: { enabled: false, consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 },
+    });
+
+  test('session torn down without an error mid-response (no GOAWAY or RST_STREAM from the backend) -> UNAVAILABLE', async (t) => {
+    // The balancer closing its pools destroys the session without an error: node:http2 then closes the open stream
+    // with no error and rstCode NO_ERROR, which looks like a clean end of a response without trailers (INTERNAL,
+    // "sent no grpc-status"). It is a lost connection. The backend's own failure modes (GOAWAY, a closed socket)
+    // come with an error or a CANCEL code and are covered above.
+    const upstream = balancer(raw.port);
+    t.after(() => upstream.close(0));
+    const gateway = await startGateway([{ name: 'raw', endpoints: [], services: ['raw.Raw'], upstream }]);
+    t.after(() => gateway.close({ graceMs: 0 }));
+    const client = rawClient(gateway.target);
+    t.after(() => client.close());
+    const call = client.makeServerStreamRequest('/raw.Raw/HoldAfterFirst', ser, ser, Buffer.from('x'), new grpc.Metadata(), { deadline: Date.now() + 10_000 });
+    const result = collect(call);
+    await new Promise((resolve) => call.once('data', resolve));
+    await upstream.close(0);
+    const { messages, status } = await result;
+    assert.deepEqual(messages.map(String), ['first']);
+    assert.equal(status.code, grpc.status.UNAVAILABLE, status.details);
+    assert.match(status.details, /connection to backend "raw" lost/);
+  });
+
+  test('grpc-timeout reaches the backend reduced by the time the call waited for a connection', async (t) => {
+    const delayMs = 400;
+    const relay = await startDelayedRelay(raw.port, delayMs);
+    t.after(() => relay.close());
+    const gateway = await startGateway([{ name: 'slow', endpoints: [`127.0.0.1:${relay.port}`], services: ['raw.Raw'] }]);
+    t.after(() => gateway.close({ graceMs: 0 }));
+    const client = rawClient(gateway.target);
+    t.after(() => client.close());
+    const deadlineMs = 20_000;
+    const r = await unary(client, '/raw.Raw/EchoTimeout', Buffer.from('x'), new grpc.Metadata(), { deadline: Date.now() + deadlineMs });
+    assert.equal(r.error, null, r.error?.details);
+    const forwarded = parseGrpcTimeout(String(r.trailers!.get('x-grpc-timeout')[0]));
+    assert.ok(forwarded !== undefined, `backend got grpc-timeout ${String(r.trailers!.get('x-grpc-timeout')[0])}`);
+    // The first connection to the backend took at least delayMs, all of it spent at the gateway.
+    assert.ok(forwarded <= deadlineMs - delayMs, `forwarded ${forwarded} ms of a ${deadlineMs} ms deadline after waiting ${delayMs} ms`);
+    assert.ok(forwarded > 0);
   });
 });

@@ -414,6 +414,38 @@ test('with tracing absent nothing is exported, even with OTEL_* variables set, a
   assert.equal(collector.received.length, 0);
 });
 
+test('the gRPC port: one SERVER span per routed call, a child of the client span, and the backend joins it', async (t) => {
+  const grpc = await import('@grpc/grpc-js');
+  const collector = await startCollector(t);
+  const { backend, gw } = await setup(t, { otlp: { endpoint: collector.endpoint, scheduledDelayMs: 20 } });
+  const client = new grpc.Client(`127.0.0.1:${gw.gateway.addresses().grpc!.port}`, grpc.credentials.createInsecure());
+  t.after(() => client.close());
+  const trace = 'aaf92f3577b34da6a3ce929d0e0e4736';
+  const md = new grpc.Metadata();
+  md.set('traceparent', `00-${trace}-${CLIENT_SPAN}-01`);
+  md.set('tracestate', 'vendor=grpc');
+  await new Promise<void>((resolve, reject) => {
+    client.makeUnaryRequest('/testpb.Everything/GetBook', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), md,
+      (err: Error | null) => (err ? reject(err) : resolve()));
+  });
+  const span = await exported(collector, trace, 'the gRPC-port span to be exported');
+  assert.equal(span.name, 'testpb.Everything/GetBook');
+  assert.equal(span.kind, SPAN_KIND_SERVER);
+  assert.equal(span.parentSpanId, CLIENT_SPAN);
+  assert.equal(span.attributes['rpc.method'], 'testpb.Everything/GetBook');
+  assert.equal(span.attributes['rpc.status_code'], 'OK');
+  assert.deepEqual(backendTraceparent(backend), { traceId: trace, parentId: span.spanId, flags: '01' });
+  assert.deepEqual(backend.received[0]!.metadata['tracestate'], ['vendor=grpc']);
+
+  // An unknown service is answered UNIMPLEMENTED without a span: its name comes from the client, unbounded.
+  await new Promise<void>((resolve) => {
+    client.makeUnaryRequest('/nope.Unknown/Call', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), md, () => resolve());
+  });
+  const before = collector.spans().length;
+  await gw.gateway.shutdown();
+  assert.equal(collector.spans().length, before, 'the flush at shutdown brought no span for the unknown service');
+});
+
 test('startGrpcSpan (for the passthrough port): a SERVER span parented by the call headers, ERROR for server-side codes', async (t) => {
   const collector = await startCollector(t);
   const tracing = createTracing(

@@ -1,9 +1,16 @@
 /**
  * Forwards one client gRPC stream to one backend stream, frame payloads untouched.
  *
- * Backpressure contract: both directions are `pipe()`d. When the reader's destination is full, pipe pauses the
- * source; a paused node:http2 stream sends no WINDOW_UPDATE, so the peer stops within one flow-control window.
- * Memory per stream is therefore bounded by the windows, never by message or stream size.
+ * Backpressure contract: each direction goes through `Relay`: every chunk read from one side is written to the
+ * other at once, and once the bytes queued toward the destination (its Writable buffer plus node:http2's outbound
+ * queue, both counted in `writableLength`) reach RELAY_HIGH_WATER, the source is paused until 'drain'. A paused
+ * node:http2 stream sends no WINDOW_UPDATE, so the peer stops within one flow-control window. Memory per stream is
+ * therefore bounded by RELAY_HIGH_WATER plus the windows, never by message or stream size.
+ *
+ * Why not pipe(): pipe() pauses at the destination's highWaterMark, which for an Http2Stream is 16 KiB, one DATA
+ * frame. A download then moved one frame per event-loop turn, one writev syscall each (strace: 45k writevs for
+ * 512 MiB, an epoll_wait between every two), instead of letting node:http2 gather everything read from the other
+ * socket into one write. pipe() also adds seven listeners per direction per call.
  *
  * Ending: exactly one of
  *  - the backend's response headers + body + trailers are relayed (trailers sent from 'wantTrailers');
@@ -13,30 +20,67 @@
  */
 import http2 from 'node:http2';
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import type { Readable, Writable } from 'node:stream';
 import { Code, GatewayError } from '../errors/index.ts';
-import type { BackendRouter } from './backends.ts';
-import { codeFromHttp2Error, parseGrpcTimeout, relayHeaders, statusTrailers, trailersOnlyHeaders } from './grpc-wire.ts';
+import type { BackendRouter, OpenedStream } from './backends.ts';
+import { codeFromHttp2Error, encodeGrpcTimeout, parseGrpcTimeout, relayHeadersInPlace, statusTrailers, trailersOnlyHeaders } from './grpc-wire.ts';
 import type { PassthroughBackend, PassthroughLogger } from './options.ts';
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
-export interface ForwardContext {
-  backends: BackendRouter;
-  logger: PassthroughLogger | undefined;
-  /** Called once when the client stream closes: `rstCode` as node:http2 reports it, the gRPC status the client got. */
-  onStreamClosed(rstCode: number, grpcCode: number): void;
-  /** Request bytes as they go to the backend (metrics). */
-  onRequestBytes?: (n: number) => void;
-  /** No bytes either way for this long ends the call with DEADLINE_EXCEEDED; 0 = never. */
-  streamIdleTimeoutMs?: number;
+/**
+ * Bytes queued toward one peer before the other side is paused: several DATA frames' worth, so a burst read from
+ * the other socket goes out in a few large writes. 64 KiB, 256 KiB and 1 MiB measured alike (bench/passthrough.ts);
+ * the smaller end keeps what a stream can hold at the gateway well under its 1 MiB flow-control window.
+ */
+const RELAY_HIGH_WATER = 256 * 1024;
+
+/** Abort reason for a backend stream still being opened when the call ends: a constant, no DOMException per call. */
+const CALL_ENDED = new GatewayError(Code.CANCELLED, 'the call ended before its backend stream was open');
+
+/** Per-method byte counters (the metrics' GrpcMethodMetrics). */
+export interface ByteCounters {
+  receivedBytes(n: number): void;
+  sentBytes(n: number): void;
 }
 
-export class StreamForwarder {
+/**
+ * One call as the listener accounts for it (metrics, access log, rapid-reset guard); the forwarder fills in the
+ * outcome and hands the record back through `onStreamClosed`.
+ */
+export interface CallRecord {
+  readonly metrics: ByteCounters | undefined;
+  /** performance.now() when the stream arrived. */
+  readonly started: number;
+  /** Message bytes (gRPC frames) received from the client and relayed to it. */
+  reqBytes: number;
+  resBytes: number;
+  /** The :status sent to the client: 200 for gRPC, a non-gRPC backend's own, 499 (as the REST log) when none was. */
+  httpStatus: number;
+  /** The grpc-status sent to the client; undefined when none was (the client went away first). */
+  grpcCode: number | undefined;
+}
+
+export interface ForwardContext<C extends CallRecord> {
+  backends: BackendRouter;
+  logger: PassthroughLogger | undefined;
+  /** Called once when the client stream closes, with `rstCode` as node:http2 reports it. */
+  onStreamClosed(call: C, rstCode: number): void;
+  /** No bytes either way for this long ends the call with DEADLINE_EXCEEDED; 0 = never. */
+  streamIdleTimeoutMs: number;
+  /** Set at the shutdown deadline: backend streams that open from then on fail at once with this error. */
+  cutError: Error | undefined;
+}
+
+export class StreamForwarder<C extends CallRecord> {
   readonly #client: ServerHttp2Stream;
   readonly #headers: IncomingHttpHeaders;
   readonly #backend: PassthroughBackend;
-  readonly #ctx: ForwardContext;
-  readonly #abort = new AbortController();
+  readonly #ctx: ForwardContext<C>;
+  readonly #call: C;
+  /** Only while the backend stream is being opened: a queued request must leave the pool's queue if the call ends. */
+  #opening: AbortController | undefined;
   #upstream: ClientHttp2Stream | undefined;
   #upstreamSession: ClientHttp2Session | undefined;
   #upstreamError: Error | undefined;
@@ -51,64 +95,60 @@ export class StreamForwarder {
   #done = false;
   #deadline: NodeJS.Timeout | undefined;
   #idle: NodeJS.Timeout | undefined;
-  #touch: (() => void) | undefined;
-  /** The grpc-status sent to the client; undefined until one is. */
-  #grpcCode: number | undefined;
+  #up: Relay | undefined;
+  #down: Relay | undefined;
 
-  constructor(client: ServerHttp2Stream, headers: IncomingHttpHeaders, backend: PassthroughBackend, ctx: ForwardContext) {
+  constructor(client: ServerHttp2Stream, headers: IncomingHttpHeaders, backend: PassthroughBackend, ctx: ForwardContext<C>, call: C) {
     this.#client = client;
     this.#headers = headers;
     this.#backend = backend;
     this.#ctx = ctx;
+    this.#call = call;
   }
 
+  /** Listeners and timers; the backend stream is opened by `open()`, when the listener's OpenScheduler says so. */
   start(): void {
     const client = this.#client;
-    client.on('error', () => {}); // surfaced through 'close' and rstCode; an unhandled 'error' would crash
-    client.once('close', () => this.#onClientClose());
+    client.on('error', ignore); // surfaced through 'close' and rstCode; an unhandled 'error' would crash
+    client.on('close', () => this.#onClientClose());
     client.on('wantTrailers', () => {
       this.#wantTrailers = true;
       this.#flushTrailers();
     });
     const timeoutMs = parseGrpcTimeout(this.#headers['grpc-timeout']);
     if (timeoutMs !== undefined) {
-      // The backend enforces the deadline too (grpc-timeout is forwarded); this covers time spent before the
-      // backend has the call, e.g. while connecting, and backends that ignore it.
+      // The backend enforces the deadline too (grpc-timeout is forwarded, reduced by the time spent here); this
+      // covers time spent before the backend has the call, e.g. while connecting, and backends that ignore it.
       this.#deadline = setTimeout(() => this.#fail(Code.DEADLINE_EXCEEDED, 'deadline exceeded at the gateway'), timeoutMs);
+      forwardRemainingTimeout(this.#headers, timeoutMs, this.#call.started);
     }
-    const idleMs = this.#ctx.streamIdleTimeoutMs ?? 0;
+    const idleMs = this.#ctx.streamIdleTimeoutMs;
     if (idleMs > 0) {
       this.#idle = setTimeout(() => this.#fail(Code.DEADLINE_EXCEEDED, `no bytes either way for ${idleMs} ms (grpc stream idle timeout)`), idleMs);
-      const touch = (): void => { this.#idle?.refresh(); };
-      // Listening for 'data' here would start the flow before the backend is attached: count progress where the
-      // bytes are written instead (request bytes to the backend, response bytes to the client).
-      const write = client.write.bind(client);
-      client.write = ((chunk: unknown, ...rest: unknown[]) => {
-        touch();
-        return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
-      }) as typeof client.write;
-      this.#touch = touch;
     }
-    // One turn of the event loop lets RST_STREAM frames read in the same chunk as the HEADERS land first, so a
-    // rapid-reset flood costs no backend streams (and no backend connections).
-    setImmediate(() => this.#open());
   }
 
-  #open(): void {
-    if (this.#done || this.#client.destroyed) return;
-    const scheme = this.#backend.upstream?.scheme ?? (this.#backend.tls ? 'https' : 'http');
-    const headers = relayHeaders(this.#headers, { ':scheme': scheme });
-    this.#ctx.backends.open(this.#backend, headers, this.#abort.signal).then(
-      ({ stream, session }) => this.#attach(stream, session),
+  /** Opens the backend stream; false when the call has already ended (reset by the client, timed out). */
+  open(): boolean {
+    if (this.#done || this.#client.destroyed) return false;
+    const headers = relayHeadersInPlace(this.#headers) as OutgoingHttpHeaders;
+    headers[':scheme'] = this.#backend.upstream?.scheme ?? (this.#backend.tls ? 'https' : 'http');
+    const opening = new AbortController();
+    this.#opening = opening;
+    this.#ctx.backends.open(this.#backend, headers, opening.signal).then(
+      (opened) => this.#attach(opened),
       (err: unknown) => {
+        this.#opening = undefined;
         const ge = err instanceof GatewayError ? err : new GatewayError(Code.UNAVAILABLE, `backend "${this.#backend.name}" unavailable`, { cause: err });
         if (ge.code === Code.UNAVAILABLE) this.#ctx.logger?.warn({ backend: this.#backend.name, err: ge.message }, 'passthrough: backend unavailable');
         this.#fail(ge.code, ge.message);
       },
     );
+    return true;
   }
 
-  #attach(upstream: ClientHttp2Stream, session: ClientHttp2Session): void {
+  #attach({ stream: upstream, session }: OpenedStream): void {
+    this.#opening = undefined;
     if (this.#done || this.#client.destroyed) {
       upstream.close(NGHTTP2_CANCEL);
       return;
@@ -120,34 +160,54 @@ export class StreamForwarder {
     });
     upstream.on('response', (headers, flags) => this.#onResponse(headers, flags));
     upstream.on('trailers', (trailers) => {
-      this.#upstreamTrailers = relayHeaders(trailers);
+      this.#upstreamTrailers = relayHeadersInPlace(trailers) as OutgoingHttpHeaders;
       this.#flushTrailers();
     });
-    upstream.once('close', () => this.#onUpstreamClose());
-    this.#client.pipe(upstream);
-    // Only once piped: a 'data' listener before that would start the flow with nowhere to send it.
-    const count = this.#ctx.onRequestBytes;
-    const touch = this.#touch;
-    if (count || touch) {
-      this.#client.on('data', (chunk: Buffer) => {
-        count?.(chunk.length);
-        touch?.();
-      });
+    upstream.on('close', () => this.#onUpstreamClose());
+    if (this.#ctx.cutError) {
+      // Listeners are attached: the error and close that follow end the call like a lost backend.
+      upstream.destroy(this.#ctx.cutError);
+      return;
     }
+    const call = this.#call;
+    const counters = call.metrics;
+    this.#up = new Relay(this.#client, upstream, (n) => {
+      call.reqBytes += n;
+      counters?.receivedBytes(n);
+      // The field, not a copy: a cleared timer would come back to life on refresh().
+      this.#idle?.refresh();
+    });
+  }
+
+  /**
+   * The shutdown deadline: fails the backend stream with `err`, so the client gets what a lost backend gives
+   * (UNAVAILABLE, in a Trailers-Only response or after what was relayed); the backend sees RST_STREAM. A call whose
+   * backend stream is still being opened meets `cutError` in #attach.
+   */
+  cut(err: Error): void {
+    const upstream = this.#upstream;
+    if (upstream && !upstream.destroyed) upstream.destroy(err);
   }
 
   #onResponse(headers: IncomingHttpHeaders, flags: number): void {
     if (this.#done || this.#client.destroyed) return;
     this.#upstreamStatus = Number(headers[':status']);
-    const out = relayHeaders(headers);
+    const out = relayHeadersInPlace(headers) as OutgoingHttpHeaders;
     if (flags & NGHTTP2_FLAG_END_STREAM) {
       // Trailers-Only: the status is in this one HEADERS frame; it must reach the client as one frame too.
       this.#respond(out, true);
       return;
     }
     this.#headersSent = true;
+    this.#call.httpStatus = this.#upstreamStatus;
     this.#client.respond(out, { waitForTrailers: true });
-    this.#upstream!.pipe(this.#client);
+    const call = this.#call;
+    const counters = call.metrics;
+    this.#down = new Relay(this.#upstream!, this.#client, (n) => {
+      call.resBytes += n;
+      counters?.sentBytes(n);
+      this.#idle?.refresh();
+    });
   }
 
   #onUpstreamClose(): void {
@@ -160,7 +220,7 @@ export class StreamForwarder {
     const connectionGone = this.#upstreamSession?.destroyed === true && this.#upstreamTrailers === undefined;
     const cleanEnd = this.#upstreamError === undefined && rst === NGHTTP2_NO_ERROR && !connectionGone;
     if (this.#headersSent && (cleanEnd || (this.#upstreamTrailers !== undefined && upstream.readableEnded))) {
-      // Normal end: pipe() ends the client stream, whose 'wantTrailers' relays the trailers.
+      // Normal end: the relay ends the client stream, whose 'wantTrailers' relays the trailers.
       this.#flushTrailers();
       return;
     }
@@ -189,21 +249,21 @@ export class StreamForwarder {
     }
     this.#wantTrailers = false;
     this.#done = true;
-    this.#clearDeadline();
-    this.#grpcCode = statusOf(trailers);
+    this.#clearTimers();
+    this.#call.grpcCode = statusOf(trailers);
     this.#client.sendTrailers(trailers);
   }
 
   /** Ends the exchange with a gateway status; resets the backend stream if it is still open. */
   #fail(code: Code, message: string): void {
     if (this.#done) return;
-    this.#clearDeadline();
+    this.#clearTimers();
     const upstream = this.#upstream;
     if (upstream && !upstream.destroyed) {
-      upstream.unpipe(this.#client);
+      this.#down?.stop();
       upstream.close(NGHTTP2_CANCEL);
     }
-    this.#abort.abort();
+    this.#opening?.abort(CALL_ENDED);
     if (this.#client.destroyed) {
       this.#done = true;
       return;
@@ -219,22 +279,24 @@ export class StreamForwarder {
 
   #respond(headers: OutgoingHttpHeaders, endStream: boolean): void {
     this.#done = true;
-    this.#clearDeadline();
-    if (endStream) this.#grpcCode = statusOf(headers);
+    this.#clearTimers();
+    if (endStream) {
+      this.#call.grpcCode = statusOf(headers);
+      this.#call.httpStatus = Number(headers[':status']);
+    }
     this.#client.respond(headers, { endStream });
     this.#discardRequestBody();
   }
 
   /** After the response is complete the request body has nowhere to go; drain it rather than stall the client. */
   #discardRequestBody(): void {
-    const upstream = this.#upstream;
-    if (upstream) this.#client.unpipe(upstream);
+    this.#up?.stop();
     if (!this.#client.readableEnded) this.#client.resume();
   }
 
   #onClientClose(): void {
-    this.#clearDeadline();
-    this.#abort.abort();
+    this.#clearTimers();
+    this.#opening?.abort(CALL_ENDED);
     const upstream = this.#upstream;
     if (upstream && !upstream.destroyed) {
       // RST_STREAM(CANCEL): the backend call observes 'cancelled'. A clean client close with the backend still
@@ -242,16 +304,88 @@ export class StreamForwarder {
       upstream.close(NGHTTP2_CANCEL);
     }
     this.#done = true;
-    this.#ctx.onStreamClosed(this.#client.rstCode ?? NGHTTP2_NO_ERROR, this.#grpcCode ?? Code.CANCELLED);
+    this.#ctx.onStreamClosed(this.#call, this.#client.rstCode ?? NGHTTP2_NO_ERROR);
   }
 
-  #clearDeadline(): void {
-    clearTimeout(this.#deadline);
-    this.#deadline = undefined;
-    clearTimeout(this.#idle);
-    this.#idle = undefined;
+  #clearTimers(): void {
+    if (this.#deadline) {
+      clearTimeout(this.#deadline);
+      this.#deadline = undefined;
+    }
+    if (this.#idle) {
+      clearTimeout(this.#idle);
+      this.#idle = undefined;
+    }
   }
 }
+
+/**
+ * Copies `src` into `dst` chunk by chunk (see the backpressure contract at the top) and ends `dst` when `src` ends.
+ * `onChunk` sees every chunk's size. `stop()` detaches it without resuming `src`.
+ * Its listeners are arrows assigned to fields: tsx compiles with keepNames, which wraps every arrow bound to a
+ * named const in a defineProperty('name') call, per call here.
+ */
+class Relay {
+  readonly #src: Readable;
+  readonly #dst: Writable;
+  readonly #onChunk: (n: number) => void;
+  readonly #onData: (chunk: Buffer) => void;
+  readonly #onEnd: () => void;
+  readonly #onDrain: () => void;
+
+  constructor(src: Readable, dst: Writable, onChunk: (n: number) => void) {
+    this.#src = src;
+    this.#dst = dst;
+    this.#onChunk = onChunk;
+    this.#onData = (chunk) => this.#data(chunk);
+    this.#onEnd = () => {
+      if (!dst.writableEnded && !dst.destroyed) dst.end();
+    };
+    this.#onDrain = () => {
+      src.resume();
+    };
+    src.on('data', this.#onData);
+    src.on('end', this.#onEnd);
+  }
+
+  stop(): void {
+    this.#src.off('data', this.#onData);
+    this.#src.off('end', this.#onEnd);
+    this.#dst.off('drain', this.#onDrain);
+  }
+
+  #data(chunk: Buffer): void {
+    this.#onChunk(chunk.length);
+    const dst = this.#dst;
+    // The other side finished or failed: the exchange's outcome is being decided elsewhere; the bytes have nowhere
+    // to go (writing would raise write-after-end on that stream and be mistaken for a backend error).
+    if (dst.writableEnded || dst.destroyed) return;
+    if (!dst.write(chunk) && dst.writableLength >= RELAY_HIGH_WATER) {
+      this.#src.pause();
+      dst.once('drain', this.#onDrain);
+    }
+  }
+}
+
+/**
+ * Forwards what is left of the caller's deadline rather than all of it. The value is computed when node:http2
+ * serializes the headers, i.e. when the backend stream is actually opened, which may be after waiting for a
+ * connection (the pool queues requests with this very headers object); a getter is the one hook at that moment.
+ */
+function forwardRemainingTimeout(headers: IncomingHttpHeaders, timeoutMs: number, started: number): void {
+  const original = headers['grpc-timeout'];
+  Object.defineProperty(headers, 'grpc-timeout', {
+    enumerable: true,
+    configurable: true,
+    get() {
+      const spent = performance.now() - started;
+      // Under a millisecond spent (the usual case): the caller's own value, untouched.
+      return spent < 1 ? original : encodeGrpcTimeout(timeoutMs - spent);
+    },
+  });
+}
+
+function ignore(): void {}
 
 /** The grpc-status of a trailers block; a block without one (a non-gRPC reply) counts as UNKNOWN. */
 function statusOf(headers: OutgoingHttpHeaders): number {

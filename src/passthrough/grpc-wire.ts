@@ -101,20 +101,35 @@ export function trailersOnlyHeaders(code: Code, message: string): OutgoingHttpHe
 }
 
 // RFC 9113 §8.2.2: connection-specific fields must not appear in HTTP/2; node:http2 throws on them.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host']);
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host'];
 
-/** Copies a header block for relaying: drops connection-specific fields, keeps `te: trailers`, keeps -bin values as sent. */
-export function relayHeaders(headers: IncomingHttpHeaders, overrides?: OutgoingHttpHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (const name of Object.keys(headers)) {
-    if (HOP_BY_HOP.has(name)) continue;
-    const value = headers[name];
-    if (value === undefined) continue;
-    if (name === 'te') {
-      if (value === 'trailers') out.te = 'trailers';
-      continue;
-    }
-    out[name] = value;
+/**
+ * Makes a received header block fit to relay, in place: drops connection-specific fields, keeps `te` only as
+ * `trailers`, keeps -bin values as sent. In place because each block is relayed once and read by nobody after
+ * that, and copying three blocks per call showed in the unary profile (~1 % of the gateway's CPU); the block's own
+ * list of never-indexed (sensitive) fields travels with it too, which a copy would lose.
+ */
+export function relayHeadersInPlace(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const h = headers as Record<string, unknown>;
+  for (let i = 0; i < HOP_BY_HOP.length; i++) {
+    if (h[HOP_BY_HOP[i]] !== undefined) delete h[HOP_BY_HOP[i]];
   }
-  return overrides ? Object.assign(out, overrides) : out;
+  const te = headers.te;
+  if (te !== undefined && te !== 'trailers') delete h.te;
+  return headers;
+}
+
+/**
+ * Milliseconds -> grpc-timeout (at most 8 digits, the finest unit that fits); at least 1 ms, so a deadline that has
+ * just run out still reaches the backend as one (our own timer ends the call anyway).
+ */
+export function encodeGrpcTimeout(ms: number): string {
+  if (!(ms > 1)) return '1m';
+  const us = Math.floor(ms * 1000);
+  if (us < 1e8) return `${us}u`;
+  const whole = Math.floor(ms);
+  if (whole < 1e8) return `${whole}m`;
+  const s = Math.floor(ms / 1000);
+  if (s < 1e8) return `${s}S`;
+  return `${Math.min(99_999_999, Math.floor(s / 60))}M`;
 }

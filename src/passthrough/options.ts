@@ -3,6 +3,7 @@
  * types are what the composition root hands over.
  */
 import type { Metrics } from '../observability/metrics.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { Http2PoolOptions, Http2PoolStats, Http2UpstreamTls } from '../upstream/http2-pool.ts';
 import type { BackendUpstream } from '../upstream/backend-upstream.ts';
 
@@ -66,6 +67,8 @@ export interface PassthroughOptions {
   logger?: PassthroughLogger;
   /** Per-method stream metrics (protogate_grpc_*); none when absent. */
   metrics?: Metrics;
+  /** OpenTelemetry spans (one per routed call); undefined = tracing off, the default. */
+  tracing?: Tracing;
 }
 
 export interface PassthroughStats {

@@ -7,7 +7,9 @@
  * counted at all. So we add, per connection:
  *  - a smaller bucket counting streams that ended with any non-zero RST_STREAM code, either direction, ending the
  *    connection with GOAWAY ENHANCE_YOUR_CALM when empty;
- *  - (in forward.ts) a deferral so a stream reset in the same read as its HEADERS never opens a backend stream.
+ *  - (listener.ts, OpenScheduler) on a connection whose bucket is not full (it has reset streams recently), a
+ *    deferral of one event-loop turn before a new stream opens its backend stream, so a stream reset in the same
+ *    read as its HEADERS never reaches the backend. Connections without resets skip it: it is latency on every call.
  * SETTINGS_MAX_CONCURRENT_STREAMS still bounds the streams that are open at once, reset or not.
  *
  * Idle: a connection with no open stream for `idleTimeoutMs` is closed with a graceful GOAWAY (open streams are
@@ -24,6 +26,8 @@ export class ClientSessionGuard {
   readonly #limits: ResolvedLimits;
   readonly #logger: PassthroughLogger | undefined;
   readonly #onCalm: () => void;
+  /** The client's address, read once: `session.socket` is a Proxy, too slow to ask per call (access log). */
+  readonly remoteAddress: string | undefined;
   #tokens: number;
   #refilledAt = performance.now();
   #active = 0;
@@ -36,14 +40,15 @@ export class ClientSessionGuard {
     this.#logger = logger;
     this.#onCalm = onCalm;
     this.#tokens = limits.maxStreamResetBurst;
+    this.remoteAddress = session.socket?.remoteAddress;
     session.once('close', () => clearTimeout(this.#idleTimer));
     this.#armIdle();
   }
 
   streamOpened(): void {
+    // The idle timer is left running: when it fires with streams open it does nothing, and the last stream to
+    // close re-arms it. One timer per connection instead of a clear + setTimeout per call at concurrency 1.
     this.#active++;
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
   }
 
   streamClosed(rstCode: number): void {
@@ -55,11 +60,22 @@ export class ClientSessionGuard {
     if (this.#active === 0) this.#armIdle();
   }
 
-  #takeResetToken(): boolean {
+  /** Streams were reset on this connection recently (the bucket has not refilled): new streams wait a turn. */
+  suspicious(): boolean {
+    if (this.#tokens >= this.#limits.maxStreamResetBurst) return false;
+    this.#refill();
+    return this.#tokens < this.#limits.maxStreamResetBurst;
+  }
+
+  #refill(): void {
     const now = performance.now();
     const refill = ((now - this.#refilledAt) / 1000) * this.#limits.streamResetRatePerSecond;
     this.#tokens = Math.min(this.#limits.maxStreamResetBurst, this.#tokens + refill);
     this.#refilledAt = now;
+  }
+
+  #takeResetToken(): boolean {
+    this.#refill();
     if (this.#tokens < 1) return false;
     this.#tokens -= 1;
     return true;
@@ -83,7 +99,10 @@ export class ClientSessionGuard {
 
   #armIdle(): void {
     if (this.#limits.idleTimeoutMs <= 0 || this.#session.destroyed) return;
-    clearTimeout(this.#idleTimer);
+    if (this.#idleTimer) {
+      this.#idleTimer.refresh();
+      return;
+    }
     this.#idleTimer = setTimeout(() => {
       if (this.#active === 0 && !this.#session.closed) this.#session.close();
     }, this.#limits.idleTimeoutMs);

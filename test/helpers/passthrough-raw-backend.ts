@@ -1,6 +1,7 @@
 /**
  * A node:http2 backend that misbehaves on purpose, for failure modes grpc-js servers never produce: RST_STREAM
- * with a chosen code, GOAWAY, a lost connection, a body without trailers. The method name picks the behaviour.
+ * with a chosen code, GOAWAY, a lost connection, a body without trailers, a response that stops mid-way; and one
+ * that echoes the grpc-timeout it was given. The method name picks the behaviour.
  * Also counts sessions and pings, and can send GOAWAY on demand (graceful drain tests).
  */
 import http2 from 'node:http2';
@@ -87,6 +88,19 @@ export async function startRawBackend(settings: http2.Settings = {}): Promise<Ra
       case 'Hold':
         state.held.push(stream);
         return;
+      case 'HoldAfterFirst':
+        // Mid-response: headers and one message, then nothing until the test does something to the connection.
+        stream.respond(ok);
+        stream.write(grpcFrame(Buffer.from('first')));
+        state.held.push(stream);
+        return;
+      case 'EchoTimeout':
+        // The grpc-timeout this backend was given, back in a trailer.
+        stream.respond(ok, { waitForTrailers: true });
+        stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'x-grpc-timeout': String(headers['grpc-timeout'] ?? '') }));
+        stream.end(grpcFrame(Buffer.from('ok')));
+        stream.resume();
+        return;
       default:
         stream.respond({ ...ok, 'grpc-status': '0' }, { endStream: true });
     }
@@ -117,6 +131,43 @@ export async function startFreezableRelay(targetPort: number): Promise<{ port: n
     port: (server.address() as net.AddressInfo).port,
     freeze: () => { frozen = true; },
     close: () => new Promise((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/**
+ * A TCP relay that connects to the target only `delayMs` after a client connects (the client's first bytes wait):
+ * an upstream whose connection takes that long to become usable, e.g. a slow TLS handshake.
+ */
+export async function startDelayedRelay(targetPort: number, delayMs: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  const server = net.createServer((a) => {
+    sockets.add(a);
+    a.on('error', () => {});
+    a.on('close', () => sockets.delete(a));
+    a.pause();
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      if (a.destroyed) return;
+      const b = net.connect(targetPort, '127.0.0.1');
+      sockets.add(b);
+      b.on('error', () => {});
+      b.on('close', () => sockets.delete(b));
+      a.pipe(b);
+      b.pipe(a);
+      a.on('close', () => b.destroy());
+      b.on('close', () => a.destroy());
+    }, delayMs);
+    timers.add(timer);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => new Promise((resolve) => {
+      for (const t of timers) clearTimeout(t);
       for (const s of sockets) s.destroy();
       server.close(() => resolve());
     }),
