@@ -35,6 +35,23 @@ describe('upstream Http2Pool', () => {
     assert.equal(pool.stats().sessionsOpened, 1);
   });
 
+  test('a request node:http2 refuses (bad header) fails alone: INTERNAL, the session stays up, no reconnect loop', async () => {
+    const raw = await startRawBackend();
+    const pool = new Http2Pool(`127.0.0.1:${raw.port}`);
+    cleanups.push(() => pool.close(), () => raw.close());
+    assert.equal(await finish(await pool.request(post('Ok'))), '0');
+    const outcome = await Promise.race([
+      pool.request({ ...post('Ok'), connection: 'keep-alive' }).then(() => 'resolved', (err: GatewayError) => err),
+      new Promise<string>((r) => setTimeout(() => r('still pending after 3 s'), 3000)),
+    ]);
+    assert.ok(outcome instanceof GatewayError, `rejected, not ${String(outcome)}`);
+    assert.equal(outcome.code, Code.INTERNAL);
+    assert.match(outcome.message, /connection/i);
+    assert.deepEqual(pool.stats().sessions.map((s) => s.state), ['ready'], 'the healthy session was not drained for it');
+    assert.equal(pool.stats().sessionsOpened, 1);
+    assert.equal(await finish(await pool.request(post('Ok'))), '0');
+  });
+
   test('opens another session when the backend MAX_CONCURRENT_STREAMS is reached, never a refused stream', async () => {
     const raw = await startRawBackend({ maxConcurrentStreams: 2 });
     const pool = new Http2Pool(`127.0.0.1:${raw.port}`);

@@ -25,7 +25,7 @@
  */
 import type { ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import { Code, GatewayError } from '../errors/index.ts';
-import { Http2UpstreamSession } from './http2-session.ts';
+import { Http2UpstreamSession, RequestRefused } from './http2-session.ts';
 import type { Http2SessionSettings, Http2SessionState, Http2UpstreamTls } from './http2-session.ts';
 
 export type { Http2UpstreamTls, Http2SessionState } from './http2-session.ts';
@@ -239,13 +239,23 @@ export class Http2Pool {
         return;
       }
       const waiter = this.#queue.shift()!;
-      waiter.cleanup();
+      let stream: ClientHttp2Stream;
       try {
-        waiter.resolve(session.open(waiter.headers, waiter.options));
-      } catch {
-        // The session drained itself (ids exhausted or going away): the waiter goes back for another session.
+        stream = session.open(waiter.headers, waiter.options);
+      } catch (err) {
+        if (err instanceof RequestRefused) {
+          // Another session would refuse it too: fail this request alone (no drain, no reconnect loop).
+          waiter.cleanup();
+          waiter.reject(new GatewayError(Code.INTERNAL, err.message, { cause: err }));
+          continue;
+        }
+        // The session drained itself (ids exhausted or going away): the waiter goes back for another session,
+        // still cancellable (its abort listener stays until it leaves the queue for good).
         this.#queue.unshift(waiter);
+        continue;
       }
+      waiter.cleanup();
+      waiter.resolve(stream);
     }
   }
 

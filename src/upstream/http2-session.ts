@@ -177,6 +177,11 @@ export class Http2UpstreamSession {
     try {
       stream = this.#session.request(headers, options);
     } catch (err) {
+      // node:http2 also throws for a request it will not send (a connection-specific header, a bad value): that is
+      // this request's fault, and the session is as good as before.
+      if (!SESSION_ERRORS.has((err as NodeJS.ErrnoException).code ?? '') && !this.#session.destroyed && !this.#session.closed) {
+        throw new RequestRefused(err as Error);
+      }
       // ERR_HTTP2_OUT_OF_STREAMS after 2^31 stream ids, or the session went away between checks.
       this.drain();
       throw err;
@@ -347,6 +352,16 @@ function describeConnectError(err: Error): Error {
   };
   const hint = hints[alert];
   return new Error(`TLS: the backend rejected the connection (alert ${alert}${hint ? `: ${hint}` : ''})`, { cause: err });
+}
+
+/** node:http2 errors of request() that mean the session can take no more streams (others are about the request). */
+const SESSION_ERRORS = new Set(['ERR_HTTP2_OUT_OF_STREAMS', 'ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_INVALID_SESSION']);
+
+/** open() refused this request itself (its headers or options), on a session that is still fine. */
+export class RequestRefused extends Error {
+  constructor(cause: Error) {
+    super(`node:http2 refused the request: ${cause.message}`, { cause });
+  }
 }
 
 export function splitHostPort(endpoint: string): { host: string; port: number } {
