@@ -7,7 +7,7 @@ import type { OutgoingHttpHeaders } from 'node:http2';
 import { Code, GatewayError } from '../errors/index.ts';
 import { BackendUpstream } from '../upstream/backend-upstream.ts';
 import type { OpenedStream } from '../upstream/backend-upstream.ts';
-import type { Http2PoolOptions, Http2PoolStats } from '../upstream/http2-pool.ts';
+import type { CancelToken, Http2PoolOptions, Http2PoolStats } from '../upstream/http2-pool.ts';
 import type { PassthroughBackend } from './options.ts';
 
 export type { OpenedStream } from '../upstream/backend-upstream.ts';
@@ -23,10 +23,10 @@ export class BackendRouter {
     this.#poolOptions = poolOptions;
   }
 
-  /** Rejects with UNAVAILABLE naming the backend when no endpoint can be reached, CANCELLED when `signal` aborts. */
-  open(backend: PassthroughBackend, headers: OutgoingHttpHeaders, signal: AbortSignal): Promise<OpenedStream> {
+  /** Rejects with UNAVAILABLE naming the backend when no endpoint can be reached, CANCELLED when `cancel` aborts. */
+  open(backend: PassthroughBackend, headers: OutgoingHttpHeaders, cancel: CancelToken): Promise<OpenedStream> {
     if (this.#closed) return Promise.reject(new GatewayError(Code.UNAVAILABLE, 'gateway is shutting down'));
-    return this.#upstream(backend).openStream(headers, signal);
+    return this.#upstream(backend).openStream(headers, cancel);
   }
 
   stats(): Http2PoolStats[] {

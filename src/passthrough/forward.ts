@@ -23,6 +23,7 @@ import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, Outgoi
 import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { Code, GatewayError } from '../errors/index.ts';
+import { abortToken, cancelToken, type CancelToken } from '../upstream/http2-pool.ts';
 import type { BackendRouter, OpenedStream } from './backends.ts';
 import { codeFromHttp2Error, encodeGrpcTimeout, parseGrpcTimeout, relayHeadersInPlace, statusTrailers, trailersOnlyHeaders } from './grpc-wire.ts';
 import type { PassthroughBackend, PassthroughLogger } from './options.ts';
@@ -36,8 +37,6 @@ const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.cons
  */
 const RELAY_HIGH_WATER = 256 * 1024;
 
-/** Abort reason for a backend stream still being opened when the call ends: a constant, no DOMException per call. */
-const CALL_ENDED = new GatewayError(Code.CANCELLED, 'the call ended before its backend stream was open');
 
 /** Per-method byte counters (the metrics' GrpcMethodMetrics). */
 export interface ByteCounters {
@@ -80,7 +79,7 @@ export class StreamForwarder<C extends CallRecord> {
   readonly #ctx: ForwardContext<C>;
   readonly #call: C;
   /** Only while the backend stream is being opened: a queued request must leave the pool's queue if the call ends. */
-  #opening: AbortController | undefined;
+  #opening: CancelToken | undefined;
   #upstream: ClientHttp2Stream | undefined;
   #upstreamSession: ClientHttp2Session | undefined;
   #upstreamError: Error | undefined;
@@ -133,9 +132,10 @@ export class StreamForwarder<C extends CallRecord> {
     if (this.#done || this.#client.destroyed) return false;
     const headers = relayHeadersInPlace(this.#headers) as OutgoingHttpHeaders;
     headers[':scheme'] = this.#backend.upstream?.scheme ?? (this.#backend.tls ? 'https' : 'http');
-    const opening = new AbortController();
+    // A plain token, not an AbortController: a controller + listener cost ~6 us per call (measured).
+    const opening = cancelToken();
     this.#opening = opening;
-    this.#ctx.backends.open(this.#backend, headers, opening.signal).then(
+    this.#ctx.backends.open(this.#backend, headers, opening).then(
       (opened) => this.#attach(opened),
       (err: unknown) => {
         this.#opening = undefined;
@@ -263,7 +263,7 @@ export class StreamForwarder<C extends CallRecord> {
       this.#down?.stop();
       upstream.close(NGHTTP2_CANCEL);
     }
-    this.#opening?.abort(CALL_ENDED);
+    if (this.#opening) abortToken(this.#opening);
     if (this.#client.destroyed) {
       this.#done = true;
       return;
@@ -296,7 +296,7 @@ export class StreamForwarder<C extends CallRecord> {
 
   #onClientClose(): void {
     this.#clearTimers();
-    this.#opening?.abort(CALL_ENDED);
+    if (this.#opening) abortToken(this.#opening);
     const upstream = this.#upstream;
     if (upstream && !upstream.destroyed) {
       // RST_STREAM(CANCEL): the backend call observes 'cancelled'. A clean client close with the backend still

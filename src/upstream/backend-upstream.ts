@@ -15,7 +15,7 @@ import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from 
 import http2 from 'node:http2';
 import { Code, GatewayError } from '../errors/index.ts';
 import { Http2Pool } from './http2-pool.ts';
-import type { Http2PoolOptions, Http2UpstreamTls } from './http2-pool.ts';
+import type { CancelToken, Http2PoolOptions, Http2UpstreamTls } from './http2-pool.ts';
 import { UpstreamEndpoint } from './endpoint.ts';
 import type { HealthCheckSettings, OutlierSettings } from './endpoint.ts';
 import { buildPicker } from './picker.ts';
@@ -170,7 +170,7 @@ export class BackendUpstream {
    * Passthrough: a raw HTTP/2 stream on a picked endpoint. Retries on another endpoint only while no stream was
    * opened (the client's request body has not been read yet). Outstanding count and outcome follow the stream.
    */
-  async openStream(headers: OutgoingHttpHeaders, signal: AbortSignal): Promise<OpenedStream> {
+  async openStream(headers: OutgoingHttpHeaders, cancel: CancelToken): Promise<OpenedStream> {
     const tried = new Set<UpstreamEndpoint>();
     let last: string | undefined;
     for (;;) {
@@ -181,11 +181,11 @@ export class BackendUpstream {
       this.begin(ep);
       let stream: ClientHttp2Stream;
       try {
-        stream = await ep.pool.request(headers, { signal });
+        stream = await ep.pool.request(headers, { cancel });
       } catch (err) {
         const code = err instanceof GatewayError ? err.code : Code.UNAVAILABLE;
         this.end(ep, code, true);
-        if (signal.aborted || code === Code.CANCELLED || !this.mayRetry(tried.size)) throw err;
+        if (cancel.aborted || code === Code.CANCELLED || !this.mayRetry(tried.size)) throw err;
         last = err instanceof Error ? err.message : String(err);
         continue;
       }
