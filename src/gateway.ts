@@ -113,10 +113,12 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
   let passthrough: PassthroughServer | undefined;
   let httpUp = false;
   let bound: GatewayAddresses | undefined;
-  const backendOf = buildServiceMatcher(config.backends.map((b) => {
+  const passthroughBackends = config.backends.map((b) => {
     const upstream = upstreams.get(b.name)!;
     return { name: b.name, services: b.services, default: b.default, endpoints: [], tls: upstream.settings.tls, upstream };
-  }));
+  });
+  const backendOf = buildServiceMatcher(passthroughBackends);
+  const backendByName = new Map(passthroughBackends.map((b) => [b.name, b]));
 
   const readiness = () => {
     const checks = [
@@ -181,6 +183,8 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
           tls: grpcTls?.current(),
           logger,
           tracing,
+          onRequest: config.hooks.onRequest,
+          backendByName: (name) => backendByName.get(name),
         });
         const server = passthrough;
         grpcTls?.watch((pair) => server.setTls(pair));

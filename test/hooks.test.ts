@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { startRecordingBackend } from './helpers/recording-backend.ts';
+import * as grpc from '@grpc/grpc-js';
 import { startGateway } from './helpers/gateway.ts';
 import { jwtAuth, signJwt } from '../examples/jwt-auth.ts';
 
@@ -72,4 +73,56 @@ test('a hook can pick another backend, and a throwing hook answers 500 without r
   assert.equal(boom.status, 500);
   assert.equal(boom.body.code, 13);
   assert.equal(main.received.length + canary.received.length, 2);
+});
+
+test('the gRPC port runs the same hook: JWT refused with UNAUTHENTICATED, identity passed as metadata, another backend picked', async (t) => {
+  const main = await backend(t, 'main');
+  const canary = await backend(t, 'canary');
+  const jwt = jwtAuth({ secret: SECRET });
+  const gw = await startGateway({
+    protos,
+    backends: [
+      { name: 'main', services: ['testpb.Everything'], endpoints: [main.address] },
+      { name: 'canary', endpoints: [canary.address] },
+    ],
+    hooks: {
+      onRequest: async (req) => {
+        const verdict = await jwt(req);
+        if (verdict) return verdict;
+        if (req.headers['x-boom']) throw new Error('bug in hook');
+        return req.metadata.get('x-canary').length > 0 ? { backend: 'canary' } : undefined;
+      },
+    },
+  });
+  t.after(() => gw.close());
+  const client = new grpc.Client(`127.0.0.1:${gw.gateway.addresses().grpc!.port}`, grpc.credentials.createInsecure());
+  t.after(() => client.close());
+  const call = (md: Record<string, string>) => new Promise<{ code: number; details: string }>((resolve) => {
+    const metadata = new grpc.Metadata();
+    for (const [k, v] of Object.entries(md)) metadata.set(k, v);
+    client.makeUnaryRequest('/testpb.Everything/GetBook', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), metadata,
+      (err: grpc.ServiceError | null) => resolve({ code: err?.code ?? 0, details: err?.details ?? '' }));
+  });
+
+  const refused = await call({});
+  assert.equal(refused.code, grpc.status.UNAUTHENTICATED);
+  assert.match(refused.details, /missing or malformed/);
+  const forged = await call({ authorization: `Bearer ${signJwt({ sub: 'u1' }, 'another-secret')}` });
+  assert.equal(forged.code, grpc.status.UNAUTHENTICATED);
+  assert.equal(main.received.length + canary.received.length, 0, 'nothing reached a backend');
+
+  const token = `Bearer ${signJwt({ sub: 'user-9', scope: 'books.read', exp: Math.floor(Date.now() / 1000) + 60 }, SECRET)}`;
+  assert.deepEqual(await call({ authorization: token }), { code: 0, details: '' });
+  const md = main.received[0]!.metadata;
+  assert.deepEqual(md['x-user-id'], ['user-9']);
+  assert.deepEqual(md['x-user-scope'], ['books.read']);
+  assert.equal(md['authorization'], undefined, 'the token itself is not forwarded');
+
+  assert.deepEqual(await call({ authorization: token, 'x-canary': '1' }), { code: 0, details: '' });
+  assert.equal(canary.received.length, 1, 'the hook sent it to the canary backend');
+  assert.equal(main.received.length, 1);
+
+  const boom = await call({ authorization: token, 'x-boom': '1' });
+  assert.equal(boom.code, grpc.status.INTERNAL);
+  assert.equal(main.received.length + canary.received.length, 2, 'a failing hook reaches no backend');
 });

@@ -30,5 +30,8 @@ export interface HookResult {
   backend?: string;
 }
 
-/** Runs once per REST request; may be async. Throwing an Error with a numeric `code` (1-16) rejects with it. */
+/**
+ * Runs once per REST request and once per routed call on the gRPC port (there `path` and `route.template` are the
+ * call's `:path`); may be async. Throwing an Error with a numeric `code` (1-16) rejects with it.
+ */
 export type OnRequestHook = (request: HookRequest) => void | HookResult | Promise<void | HookResult>;

@@ -75,7 +75,7 @@ export interface ForwardContext<C extends CallRecord> {
 export class StreamForwarder<C extends CallRecord> {
   readonly #client: ServerHttp2Stream;
   readonly #headers: IncomingHttpHeaders;
-  readonly #backend: PassthroughBackend;
+  #backend: PassthroughBackend;
   readonly #ctx: ForwardContext<C>;
   readonly #call: C;
   /** Only while the backend stream is being opened: a queued request must leave the pool's queue if the call ends. */
@@ -125,6 +125,16 @@ export class StreamForwarder<C extends CallRecord> {
     if (idleMs > 0) {
       this.#idle = setTimeout(() => this.#fail(Code.DEADLINE_EXCEEDED, `no bytes either way for ${idleMs} ms (grpc stream idle timeout)`), idleMs);
     }
+  }
+
+  /** The onRequest hook chose another backend: only before open(). */
+  retarget(backend: PassthroughBackend): void {
+    this.#backend = backend;
+  }
+
+  /** Ends the call with a gateway status without reaching a backend (the onRequest hook refused it). */
+  reject(code: Code, message: string): void {
+    this.#fail(code, message);
   }
 
   /** Opens the backend stream; false when the call has already ended (reset by the client, timed out). */

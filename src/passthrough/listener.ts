@@ -23,6 +23,7 @@ import { isGrpcContentType, serviceFromPath, trailersOnlyHeaders } from './grpc-
 import { DEFAULT_CLOSE_GRACE_MS, resolveLimits } from './options.ts';
 import type { PassthroughOptions, PassthroughStats, ResolvedLimits } from './options.ts';
 import { ClientSessionGuard } from './session-guard.ts';
+import { runGrpcHook } from './hook.ts';
 
 export interface PassthroughServer {
   address: AddressInfo;
@@ -42,6 +43,7 @@ export async function startPassthrough(options: PassthroughOptions): Promise<Pas
   const limits = resolveLimits(options.limits);
   const logger = options.logger;
   const tracing = options.tracing;
+  const hook = options.onRequest;
   const backends = new BackendRouter(options.upstream);
   const sessions = new Set<ServerHttp2Session>();
   const pendingSockets = new Set<Socket>();
@@ -154,8 +156,25 @@ export async function startPassthrough(options: PassthroughOptions): Promise<Pas
     const forwarder = new StreamForwarder(stream, headers, backend, forwardContext, call);
     call.forwarder = forwarder;
     live.add(forwarder);
+    // Timers and listeners first: a deadline also covers the time the hook takes.
     forwarder.start();
-    opens.submit(forwarder, guard?.suspicious() ?? false);
+    if (!hook) {
+      opens.submit(forwarder, guard?.suspicious() ?? false);
+      return;
+    }
+    const method = call.grpcMethod!;
+    const slash = method.indexOf('/');
+    void runGrpcHook(hook, headers, { service: method.slice(0, slash), method: method.slice(slash + 1), backend: backend.name }, guard?.remoteAddress)
+      .then((out) => {
+        if (out.error !== undefined) logger?.error({ err: out.error, grpcMethod: method }, 'passthrough: the onRequest hook failed');
+        if (out.reject) return forwarder.reject(out.reject.code, out.reject.message);
+        if (out.backend !== undefined && out.backend !== backend.name) {
+          const chosen = options.backendByName?.(out.backend);
+          if (!chosen) return forwarder.reject(Code.INTERNAL, `the onRequest hook chose backend "${out.backend}", which is not configured`);
+          forwarder.retarget(chosen);
+        }
+        opens.submit(forwarder, guard?.suspicious() ?? false);
+      });
   });
 
   if (options.tls) {

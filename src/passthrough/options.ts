@@ -4,6 +4,7 @@
  */
 import type { Metrics } from '../observability/metrics.ts';
 import type { Tracing } from '../observability/tracing.ts';
+import type { OnRequestHook } from '../config/hook-types.ts';
 import type { Http2PoolOptions, Http2PoolStats, Http2UpstreamTls } from '../upstream/http2-pool.ts';
 import type { BackendUpstream } from '../upstream/backend-upstream.ts';
 
@@ -69,6 +70,12 @@ export interface PassthroughOptions {
   metrics?: Metrics;
   /** OpenTelemetry spans (one per routed call); undefined = tracing off, the default. */
   tracing?: Tracing;
+  /**
+   * hooks.onRequest of the config, run for every routed call before its backend stream opens (authentication,
+   * metadata, backend choice), as for REST requests. `backendByName` resolves a backend the hook names.
+   */
+  onRequest?: OnRequestHook;
+  backendByName?: (name: string) => PassthroughBackend | undefined;
 }
 
 export interface PassthroughStats {
