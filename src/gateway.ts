@@ -184,6 +184,7 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
           logger,
           tracing,
           onRequest: config.hooks.onRequest,
+          rateLimit: config.grpc.rateLimit,
           backendByName: (name) => backendByName.get(name),
         });
         const server = passthrough;

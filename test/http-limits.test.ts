@@ -185,3 +185,35 @@ test('the gRPC port serves TLS with ALPN h2 and picks up a rotated certificate w
   assert.equal(now.fp, rotated, 'new connections get the rotated certificate');
   assert.equal(now.alpn, 'h2', 'still h2 after the rotation');
 });
+
+test('grpc.rateLimit: calls over the limit get RESOURCE_EXHAUSTED without reaching the backend, counted per client key', async (t) => {
+  const grpc = await import('@grpc/grpc-js');
+  const backend = await startRecordingBackend({
+    includeDirs: [PROTO_DIR], files: [path.join(PROTO_DIR, 'everything.proto')], script: () => ({ response: { title: 'ok' } }),
+  });
+  const gw = await startGateway({
+    protos,
+    grpc: { rateLimit: { max: 2, timeWindowMs: 60_000, keyHeader: 'x-api-key' } },
+    backends: [{ name: 'e', services: ['testpb.Everything'], endpoints: [backend.address] }],
+  });
+  t.after(async () => {
+    await gw.close();
+    await backend.close();
+  });
+  const client = new grpc.Client(`127.0.0.1:${gw.gateway.addresses().grpc!.port}`, grpc.credentials.createInsecure());
+  t.after(() => client.close());
+  const call = (key: string) => new Promise<{ code: number; details: string }>((resolve) => {
+    const md = new grpc.Metadata();
+    md.set('x-api-key', key);
+    client.makeUnaryRequest('/testpb.Everything/GetBook', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), md,
+      (err: { code: number; details: string } | null) => resolve({ code: err?.code ?? 0, details: err?.details ?? '' }));
+  });
+  assert.equal((await call('alice')).code, 0);
+  assert.equal((await call('alice')).code, 0);
+  const third = await call('alice');
+  assert.equal(third.code, grpc.status.RESOURCE_EXHAUSTED);
+  assert.match(third.details, /rate limit exceeded: 2 calls per 60000 ms per x-api-key; retry in \d+ s/);
+  assert.equal(backend.received.length, 2, 'the refused call never reached the backend');
+  assert.equal((await call('bob')).code, 0, 'another key has its own window');
+  assert.equal(backend.received.length, 3);
+});

@@ -24,6 +24,15 @@ const serviceName = z.string().regex(SERVICE, {
 
 const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, { message: 'expected an HTTP header name' });
 
+/** A fixed window per client (address, or the value of keyHeader), as @fastify/rate-limit counts. */
+const rateLimitSchema = z.strictObject({
+  /** Requests per client per window. */
+  max: z.number().int().positive(),
+  timeWindowMs: z.number().int().positive().default(60_000),
+  /** Identify the client by this request header (e.g. "x-api-key") instead of its IP address. */
+  keyHeader: z.string().min(1).optional(),
+});
+
 /** PEM files, relative to the config file. */
 const tlsSchema = z.strictObject({
   cert: z.string().min(1),
@@ -142,15 +151,7 @@ export const configSchema = z.strictObject({
       /** HTTPS (and HTTP/2 through ALPN) with these PEM files; reloaded when they change. */
       tls: tlsSchema.optional(),
       /** Per-client rate limit on the REST port (@fastify/rate-limit): 429 RESOURCE_EXHAUSTED with Retry-After. */
-      rateLimit: z
-        .strictObject({
-          /** Requests per client per window. */
-          max: z.number().int().positive(),
-          timeWindowMs: z.number().int().positive().default(60_000),
-          /** Identify the client by this request header (e.g. "x-api-key") instead of its IP address. */
-          keyHeader: z.string().min(1).optional(),
-        })
-        .optional(),
+      rateLimit: rateLimitSchema.optional(),
       /** Browser callers: @fastify/cors options. Off unless set. */
       cors: z
         .strictObject({
@@ -175,6 +176,8 @@ export const configSchema = z.strictObject({
       streamIdleTimeoutMs: z.number().int().min(0).default(300_000),
       /** gRPC over TLS with ALPN h2 instead of h2c. */
       tls: tlsSchema.optional(),
+      /** Per-client rate limit on the gRPC port, same window semantics as http.rateLimit: RESOURCE_EXHAUSTED. */
+      rateLimit: rateLimitSchema.optional(),
     })
     .prefault({}),
   /** Health, readiness and metrics, on a listener of their own so probes never queue behind traffic. */

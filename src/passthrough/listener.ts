@@ -24,6 +24,7 @@ import { DEFAULT_CLOSE_GRACE_MS, resolveLimits } from './options.ts';
 import type { PassthroughOptions, PassthroughStats, ResolvedLimits } from './options.ts';
 import { ClientSessionGuard } from './session-guard.ts';
 import { runGrpcHook } from './hook.ts';
+import { rateLimiter } from './rate-limit.ts';
 
 export interface PassthroughServer {
   address: AddressInfo;
@@ -44,6 +45,7 @@ export async function startPassthrough(options: PassthroughOptions): Promise<Pas
   const logger = options.logger;
   const tracing = options.tracing;
   const hook = options.onRequest;
+  const limit = options.rateLimit ? rateLimiter(options.rateLimit) : undefined;
   const backends = new BackendRouter(options.upstream);
   const sessions = new Set<ServerHttp2Session>();
   const pendingSockets = new Set<Socket>();
@@ -158,6 +160,11 @@ export async function startPassthrough(options: PassthroughOptions): Promise<Pas
     live.add(forwarder);
     // Timers and listeners first: a deadline also covers the time the hook takes.
     forwarder.start();
+    const limited = limit?.(headers, guard?.remoteAddress);
+    if (limited !== undefined) {
+      forwarder.reject(Code.RESOURCE_EXHAUSTED, limited);
+      return;
+    }
     if (!hook) {
       opens.submit(forwarder, guard?.suspicious() ?? false);
       return;

@@ -5,6 +5,7 @@
 import type { Metrics } from '../observability/metrics.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { OnRequestHook } from '../config/hook-types.ts';
+import type { RateLimitOptions } from './rate-limit.ts';
 import type { Http2PoolOptions, Http2PoolStats, Http2UpstreamTls } from '../upstream/http2-pool.ts';
 import type { BackendUpstream } from '../upstream/backend-upstream.ts';
 
@@ -75,6 +76,8 @@ export interface PassthroughOptions {
    * metadata, backend choice), as for REST requests. `backendByName` resolves a backend the hook names.
    */
   onRequest?: OnRequestHook;
+  /** Per-client call limit (grpc.rateLimit); none when absent. */
+  rateLimit?: RateLimitOptions;
   backendByName?: (name: string) => PassthroughBackend | undefined;
 }
 
