@@ -10,7 +10,8 @@ import type { GrpcInvoker } from '../upstream/grpc-invoker.ts';
 import { abortToken, cancelToken } from '../upstream/http2-pool.ts';
 import { statusBody } from '../transcode/status.ts';
 import type { RouteEntry } from './routes.ts';
-import type { HookResult, OnRequestHook } from '../config/hook-types.ts';
+import type { OnRequestHook } from '../config/hook-types.ts';
+import { settleHook } from '../config/hooks.ts';
 import { metadataHeaders, parseGrpcTimeout, requestMetadata, type MetadataPolicy } from './metadata.ts';
 
 export interface HandlerContext {
@@ -96,35 +97,22 @@ export async function handleTranscode(ctx: HandlerContext, req: TranscodeRequest
   }
 }
 
-async function runHook(hook: OnRequestHook, req: TranscodeRequest, metadata: grpc.Metadata): Promise<string | undefined> {
+function runHook(hook: OnRequestHook, req: TranscodeRequest, metadata: grpc.Metadata): Promise<string | undefined> {
   const { entry } = req;
-  let result: void | HookResult;
-  try {
-    result = await hook({
-      method: entry.rule.method,
-      path: req.path,
-      query: req.query,
-      headers: req.headers,
-      remoteAddress: req.remoteAddress,
-      route: { template: entry.rule.pattern, service: entry.method.service, method: entry.method.name, backend: entry.backend },
-      metadata: {
-        get: (k) => metadata.get(k),
-        set: (k, v) => metadata.set(k, v),
-        add: (k, v) => metadata.add(k, v),
-        remove: (k) => metadata.remove(k),
-      },
-    });
-  } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === 'number' && code > 0 && code <= 16) throw new GatewayError(code, (err as Error).message ?? 'rejected');
-    throw new GatewayError(Code.INTERNAL, 'the onRequest hook failed', { cause: err });
-  }
-  if (!result) return entry.backend;
-  if (result.reject) {
-    const { code, message, details } = result.reject;
-    throw new GatewayError(code > 0 && code <= 16 ? code : Code.UNKNOWN, message, { details: details ?? [] });
-  }
-  return result.backend ?? entry.backend;
+  return settleHook(hook, {
+    method: entry.rule.method,
+    path: req.path,
+    query: req.query,
+    headers: req.headers,
+    remoteAddress: req.remoteAddress,
+    route: { template: entry.rule.pattern, service: entry.method.service, method: entry.method.name, backend: entry.backend },
+    metadata: {
+      get: (k) => metadata.get(k),
+      set: (k, v) => metadata.set(k, v),
+      add: (k, v) => metadata.add(k, v),
+      remove: (k) => metadata.remove(k),
+    },
+  }, entry.backend);
 }
 
 function callDeadline(header: string | string[] | undefined, backendTimeoutMs: number): number | undefined {

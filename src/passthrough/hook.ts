@@ -4,28 +4,21 @@
  * metadata the hook edits is the header block forwarded to the backend itself; nothing is decoded.
  */
 import type { IncomingHttpHeaders } from 'node:http2';
-import type { HookRequest, HookResult, OnRequestHook } from '../config/hook-types.ts';
-import { Code } from '../errors/index.ts';
+import type { HookRequest } from '../config/hook-types.ts';
 
 /** gRPC metadata keys (PROTOCOL-HTTP2.md); `grpc-*` and connection-level names belong to the protocol, not to hooks. */
 const LEGAL_KEY = /^[0-9a-z_.-]+$/;
 const RESERVED = new Set(['content-type', 'te', 'user-agent', 'host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade']);
 
-export interface GrpcHookOutcome {
-  /** Answer with this status instead of forwarding. */
-  reject?: { code: number; message: string };
-  /** Forward to this backend (by name) instead. */
-  backend?: string;
-  /** The hook threw something without a gRPC code: for the log (the client gets INTERNAL without it). */
-  error?: unknown;
-}
-
-export async function runGrpcHook(
-  hook: OnRequestHook,
+/**
+ * The hook's request for one routed call; its `metadata` edits `headers`, the block forwarded to the backend.
+ * Run it with settleHook (config/hooks.ts), as REST does.
+ */
+export function grpcHookRequest(
   headers: IncomingHttpHeaders,
   route: { service: string; method: string; backend: string },
   remoteAddress: string | undefined,
-): Promise<GrpcHookOutcome> {
+): HookRequest {
   const h = headers as Record<string, string | string[] | undefined>;
   const key = (name: string): string => {
     const k = name.toLowerCase();
@@ -39,7 +32,7 @@ export async function runGrpcHook(
   // -bin values travel base64-encoded in HTTP/2 headers; hooks see and give Buffers, as with grpc-js Metadata.
   const encode = (k: string, v: string | Buffer): string => (k.endsWith('-bin') ? Buffer.from(v).toString('base64') : String(v));
   const path = String(headers[':path'] ?? '');
-  const request: HookRequest = {
+  return {
     method: 'POST',
     path,
     query: '',
@@ -65,18 +58,4 @@ export async function runGrpcHook(
       },
     },
   };
-  let result: void | HookResult;
-  try {
-    result = await hook(request);
-  } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === 'number' && code > 0 && code <= 16) return { reject: { code, message: (err as Error).message ?? 'rejected' } };
-    return { reject: { code: Code.INTERNAL, message: 'the onRequest hook failed' }, error: err };
-  }
-  if (!result) return {};
-  if (result.reject) {
-    const { code, message } = result.reject;
-    return { reject: { code: code > 0 && code <= 16 ? code : Code.UNKNOWN, message } };
-  }
-  return { backend: result.backend };
 }

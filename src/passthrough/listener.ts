@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Http2SecureServer, Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
-import { Code } from '../errors/index.ts';
+import { Code, type GatewayError } from '../errors/index.ts';
 import { accessLogLine, requestId } from '../observability/access-log.ts';
 import type { GrpcMethodMetrics, Metrics } from '../observability/metrics.ts';
 import type { GrpcSpan } from '../observability/tracing.ts';
@@ -23,7 +23,8 @@ import { isGrpcContentType, serviceFromPath, trailersOnlyHeaders } from './grpc-
 import { DEFAULT_CLOSE_GRACE_MS, resolveLimits } from './options.ts';
 import type { PassthroughOptions, PassthroughStats, ResolvedLimits } from './options.ts';
 import { ClientSessionGuard } from './session-guard.ts';
-import { runGrpcHook } from './hook.ts';
+import { grpcHookRequest } from './hook.ts';
+import { settleHook } from '../config/hooks.ts';
 import { rateLimiter } from './rate-limit.ts';
 
 export interface PassthroughServer {
@@ -150,8 +151,7 @@ export async function startPassthrough(options: PassthroughOptions): Promise<Pas
     if (call.requestId !== undefined && headers['x-request-id'] !== call.requestId) headers['x-request-id'] = call.requestId;
     if (tracing && call.grpcMethod !== undefined) {
       // Only routed calls get a span: names of unknown services come from clients (scanners), unbounded.
-      const slash = call.grpcMethod.indexOf('/');
-      call.span = tracing.startGrpcSpan(call.grpcMethod.slice(0, slash), call.grpcMethod.slice(slash + 1), headers, call.guard?.remoteAddress);
+      call.span = tracing.startGrpcSpan(call.service!, call.method!, headers, call.guard?.remoteAddress);
       // The backend's spans nest under the gateway's; tracestate goes on as received.
       headers['traceparent'] = call.span.traceparent;
     }
@@ -169,19 +169,21 @@ export async function startPassthrough(options: PassthroughOptions): Promise<Pas
       opens.submit(forwarder, guard?.suspicious() ?? false);
       return;
     }
-    const method = call.grpcMethod!;
-    const slash = method.indexOf('/');
-    void runGrpcHook(hook, headers, { service: method.slice(0, slash), method: method.slice(slash + 1), backend: backend.name }, guard?.remoteAddress)
-      .then((out) => {
-        if (out.error !== undefined) logger?.error({ err: out.error, grpcMethod: method }, 'passthrough: the onRequest hook failed');
-        if (out.reject) return forwarder.reject(out.reject.code, out.reject.message);
-        if (out.backend !== undefined && out.backend !== backend.name) {
-          const chosen = options.backendByName?.(out.backend);
-          if (!chosen) return forwarder.reject(Code.INTERNAL, `the onRequest hook chose backend "${out.backend}", which is not configured`);
-          forwarder.retarget(chosen);
+    const request = grpcHookRequest(headers, { service: call.service!, method: call.method!, backend: backend.name }, guard?.remoteAddress);
+    settleHook(hook, request, backend.name).then(
+      (chosen) => {
+        if (chosen !== undefined && chosen !== backend.name) {
+          const other = options.backendByName?.(chosen);
+          if (!other) return forwarder.reject(Code.INTERNAL, `the onRequest hook chose backend "${chosen}", which is not configured`);
+          forwarder.retarget(other);
         }
         opens.submit(forwarder, guard?.suspicious() ?? false);
-      });
+      },
+      (err: GatewayError) => {
+        if (err.code === Code.INTERNAL) logger?.error({ err: err.cause, grpcMethod: call.grpcMethod }, 'passthrough: the onRequest hook failed');
+        forwarder.reject(err.code, err.message);
+      },
+    );
   });
 
   if (options.tls) {
@@ -351,6 +353,9 @@ class PassthroughCall implements CallRecord {
   readonly headers: IncomingHttpHeaders;
   /** "pkg.Service/Method" when :path has that shape (also for unknown services: what the client asked for). */
   readonly grpcMethod: string | undefined;
+  /** grpcMethod's two parts. */
+  readonly service: string | undefined;
+  readonly method: string | undefined;
   readonly started = performance.now();
   /** Set only when there is an access log to write it to. */
   requestId: string | undefined = undefined;
@@ -367,6 +372,9 @@ class PassthroughCall implements CallRecord {
     this.metrics = metrics;
     this.headers = headers;
     this.grpcMethod = path !== undefined && serviceFromPath(path) !== undefined ? path.slice(1) : undefined;
+    const slash = this.grpcMethod?.indexOf('/') ?? -1;
+    this.service = slash < 0 ? undefined : this.grpcMethod!.slice(0, slash);
+    this.method = slash < 0 ? undefined : this.grpcMethod!.slice(slash + 1);
   }
 }
 
