@@ -109,22 +109,21 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     }
   }
 
-  // Metric label children per route are made once here, not per request.
-  const routeMetrics = new Map<RouteEntry, HttpRouteMetrics>();
+  // What a request needs of its route (access-log template, metric label children, span name and attributes when
+  // tracing is on) is made once here, so a request does one lookup.
+  const tracing = options.tracing;
+  const perRoute = new Map<RouteEntry, { template: string; metrics: HttpRouteMetrics; traced: TracedRoute | undefined }>();
   for (const r of options.routes.router.routes()) {
-    routeMetrics.set(r.value, options.metrics.httpRoute(`${r.method} ${r.template}`, `${r.value.method.service}/${r.value.method.name}`));
+    const template = `${r.method} ${r.template}`;
+    const { service, name } = r.value.method;
+    perRoute.set(r.value, {
+      template,
+      metrics: options.metrics.httpRoute(template, `${service}/${name}`),
+      traced: tracing?.route(r.method, r.template, service, name),
+    });
   }
   const unmatched = options.metrics.httpRoute(UNMATCHED_ROUTE, '');
-  const templates = new Map(options.routes.router.routes().map((r) => [r.value, `${r.method} ${r.template}`]));
-  const tracing = options.tracing;
   const scheme = options.tls ? 'https' : 'http';
-  // Span names and attributes per route are made once here too (only when tracing is on).
-  const tracedRoutes = new Map<RouteEntry, TracedRoute>();
-  if (tracing) {
-    for (const r of options.routes.router.routes()) {
-      tracedRoutes.set(r.value, tracing.route(r.method, r.template, r.value.method.service, r.value.method.name));
-    }
-  }
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -157,14 +156,15 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
       // handler learns it only after this listener ran, so outcome.grpcCode would still say UNKNOWN here.
       if (!res.writableEnded) outcome.grpcCode = Code.CANCELLED;
       const seconds = (performance.now() - started) / 1000;
-      const m = (entry && routeMetrics.get(entry)) ?? unmatched;
+      const route = entry && perRoute.get(entry);
+      const m = route?.metrics ?? unmatched;
       m.requestBytes(reqBytes);
       m.responseBytes(outcome.resBytes);
       m.finish(outcome.grpcCode, status, seconds);
       span?.end(status, outcome.grpcCode);
       request.log.info(accessLogLine({
         method: request.method,
-        route: entry ? templates.get(entry) : undefined,
+        route: route?.template,
         grpcMethod: entry ? `${entry.method.service}/${entry.method.name}` : undefined,
         status,
         grpcCode: outcome.grpcCode,
@@ -187,7 +187,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
       const path = q < 0 ? url : url.slice(0, q);
       const match = matchRoute(request.method, path);
       entry = match.value;
-      span?.matched(tracedRoutes.get(entry)!);
+      span?.matched(perRoute.get(entry)!.traced!);
       await handleTranscode(options.context, {
         entry,
         path,
