@@ -87,8 +87,8 @@ function unaryCall(client: grpc.Client, body: Buffer, meta = new grpc.Metadata()
   });
 }
 
-async function downChunks(client: grpc.Client): Promise<number> {
-  const call = client.makeServerStreamRequest(methodPath('ServerStream'), ser, ser, Buffer.alloc(CHUNK, 3), md({ 'x-count': String(TOTAL / CHUNK) }));
+/** Bytes received on a server stream until it ends OK; rejects with its status otherwise. */
+async function drain(call: grpc.ClientReadableStream<Buffer>): Promise<number> {
   let bytes = 0;
   call.on('data', (b: Buffer) => (bytes += b.length));
   await new Promise<void>((resolve, reject) => {
@@ -96,6 +96,10 @@ async function downChunks(client: grpc.Client): Promise<number> {
     call.on('error', reject);
   });
   return bytes;
+}
+
+function downChunks(client: grpc.Client): Promise<number> {
+  return drain(client.makeServerStreamRequest(methodPath('ServerStream'), ser, ser, Buffer.alloc(CHUNK, 3), md({ 'x-count': String(TOTAL / CHUNK) })));
 }
 
 async function upChunks(client: grpc.Client): Promise<number> {
@@ -115,15 +119,8 @@ async function upChunks(client: grpc.Client): Promise<number> {
   });
 }
 
-async function downOne(client: grpc.Client): Promise<number> {
-  const call = client.makeServerStreamRequest(methodPath('ServerStream'), ser, ser, Buffer.alloc(0), md({ 'x-behavior': 'big', 'x-size': String(TOTAL) }));
-  let bytes = 0;
-  call.on('data', (b: Buffer) => (bytes += b.length));
-  await new Promise<void>((resolve, reject) => {
-    call.on('status', (s: grpc.StatusObject) => (s.code === 0 ? resolve() : reject(new Error(s.details))));
-    call.on('error', reject);
-  });
-  return bytes;
+function downOne(client: grpc.Client): Promise<number> {
+  return drain(client.makeServerStreamRequest(methodPath('ServerStream'), ser, ser, Buffer.alloc(0), md({ 'x-behavior': 'big', 'x-size': String(TOTAL) })));
 }
 
 async function upOne(client: grpc.Client): Promise<number> {

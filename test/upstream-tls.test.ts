@@ -13,25 +13,8 @@ const FIX = path.resolve('test/fixtures');
 const PROTO_DIR = path.resolve('test/protos');
 
 test('mTLS backend: the gateway presents its client certificate and verifies the server against the CA', async (t) => {
-  // Server: the fixture certificate for localhost/127.0.0.1; it requires a client certificate signed by the rotated
-  // fixture (self-signed, so it is its own CA).
-  const server = new grpc.Server();
   const seen: string[] = [];
-  server.addService(serviceDefinition('test.passthrough.v1.Echo'), {
-    Unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      seen.push('unary');
-      cb(null, call.request);
-    },
-    ServerStream: () => {}, ClientStream: () => {}, Bidi: () => {},
-  });
-  const creds = grpc.ServerCredentials.createSsl(
-    fs.readFileSync(path.join(FIX, 'rotated-cert.pem')),
-    [{ cert_chain: fs.readFileSync(path.join(FIX, 'passthrough-cert.pem')), private_key: fs.readFileSync(path.join(FIX, 'passthrough-key.pem')) }],
-    true,
-  );
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (e, p) => (e ? reject(e) : resolve(p))));
-  // forceShutdown: the gateway's pooled connections to this server close only after this hook.
-  t.after(() => server.forceShutdown());
+  const port = await startMtlsServer(t, seen);
 
   // Paths relative to the config file's directory (the repo root for this helper).
   const tls = { caFile: 'test/fixtures/passthrough-cert.pem', certFile: 'test/fixtures/rotated-cert.pem', keyFile: 'test/fixtures/rotated-key.pem', serverName: 'localhost' };
@@ -50,11 +33,17 @@ test('mTLS backend: the gateway presents its client certificate and verifies the
   assert.deepEqual(seen, ['unary']);
 });
 
-/** A grpc-js server on the localhost fixture certificate that requires a client certificate signed by the rotated one. */
-async function startMtlsServer(t: { after(fn: () => void): void }): Promise<number> {
+/**
+ * A grpc-js server on the localhost fixture certificate that requires a client certificate signed by the rotated
+ * fixture (self-signed, so it is its own CA). Unary echoes; each call it sees is pushed to `seen`.
+ */
+async function startMtlsServer(t: { after(fn: () => void): void }, seen: string[] = []): Promise<number> {
   const server = new grpc.Server();
   server.addService(serviceDefinition('test.passthrough.v1.Echo'), {
-    Unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, call.request),
+    Unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      seen.push('unary');
+      cb(null, call.request);
+    },
     ServerStream: () => {}, ClientStream: () => {}, Bidi: () => {},
   });
   const creds = grpc.ServerCredentials.createSsl(
@@ -63,6 +52,7 @@ async function startMtlsServer(t: { after(fn: () => void): void }): Promise<numb
     true,
   );
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (e, p) => (e ? reject(e) : resolve(p))));
+  // forceShutdown: the gateway's pooled connections to this server close only after this hook.
   t.after(() => server.forceShutdown());
   return port;
 }
