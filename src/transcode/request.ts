@@ -3,7 +3,8 @@
  *
  * compileRequest() resolves every field path, converter and body mode once per binding; transcode() assembles a
  * proto3 JSON object from the three sources and decodes it with @bufbuild/protobuf (conformant), so a body and a
- * query/path value reach the message through the same, single JSON mapping.
+ * query/path value reach the message through the same, single JSON mapping. The common case skips the codec's
+ * message objects (json-binary.ts writes the same bytes in one walk) and falls back to it whenever unsure.
  *
  * Precedence, as grpc-gateway (it decodes the body, then sets path parameters over it, then filters query
  * parameters that name path-bound or body fields):
@@ -16,6 +17,7 @@ import { GatewayError, invalidArgument, StartupError } from '../errors/index.ts'
 import type { HttpRule, MethodInfo } from '../proto/load.ts';
 import { compileConverter, hasCustomJson, HTTP_BODY, indexFields, leafOf, typeLabel, ValueProblem, type Converter } from './fields.ts';
 import { explain, findRounded64, parseJson } from './json-body.ts';
+import { compileFastEncoder } from './json-binary.ts';
 import { QueryMapper, type JsonObject } from './query.ts';
 
 export interface RequestOptions {
@@ -85,6 +87,8 @@ export function compileRequest(
     recursionLimit: Math.max(100, options.maxJsonDepth + 1),
   };
   const explainCtx = { registry, ignoreUnknownFields: readOptions.ignoreUnknownFields, index };
+  // HttpBody requests carry raw bytes the JSON walk does not see: those always take the codec.
+  const fast = body.kind === 'httpbody-root' || body.kind === 'httpbody-field' ? undefined : compileFastEncoder(input, registry);
 
   return {
     transcode(req: RequestInput): Uint8Array {
@@ -125,6 +129,8 @@ export function compileRequest(
         }
       }
 
+      const encoded = fast?.(root);
+      if (encoded !== undefined) return encoded;
       let message;
       try {
         message = fromJson(input, root, readOptions);

@@ -1,7 +1,7 @@
 /** Spawns test/helpers/passthrough-server.ts (or the TCP relay) and reads its memory and CPU time from /proc (Linux). */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** USER_HZ: 100 on every Linux architecture Node supports. */
@@ -12,6 +12,11 @@ export interface GatewayChild {
   pid: number;
   /** kB values from /proc/<pid>/status. */
   memory(): { rssKb: number; hwmKb: number };
+  /**
+   * Resets VmHWM to the current RSS (`/proc/<pid>/clear_refs` = 5, Linux >= 4.0), so the next `memory().hwmKb` is the
+   * peak of what ran since: one scenario's peak instead of the run's.
+   */
+  resetPeak(): void;
   /** CPU seconds (user + system) the child has used so far, from /proc/<pid>/stat. */
   cpuSeconds(): number;
   stop(): Promise<void>;
@@ -58,6 +63,9 @@ export async function spawnGateway(config: GatewayChildConfig, nodeArgs: string[
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
       const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
       return { rssKb: kb('VmRSS'), hwmKb: kb('VmHWM') };
+    },
+    resetPeak() {
+      writeFileSync(`/proc/${pid}/clear_refs`, '5');
     },
     cpuSeconds() {
       // Fields 14 and 15 (utime, stime) in clock ticks; the command name (field 2) may hold spaces, so count after ')'.
