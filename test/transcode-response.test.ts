@@ -148,3 +148,21 @@ test('status: applies the response options to details', () => {
   const out = statusBody(3, 'bad', details, set.registry, { emitUnpopulated: true, useProtoNames: true, enumsAsInts: false });
   assert.deepEqual(out.details, [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'R', domain: '', metadata: {} }]);
 });
+
+test('response: Timestamps render as @bufbuild toJson renders them (fraction widths, range bounds, invalid values refused)', async () => {
+  const { toJson } = await import('@bufbuild/protobuf');
+  const method = findMethod(set, 'Echo');
+  const r = compileResponse(method, findRule(method), set.registry, DEFAULT_RESPONSE_OPTIONS);
+  const T = set.registry.getMessage('google.protobuf.Timestamp')!;
+  const encode = (seconds: bigint, nanos: number): Uint8Array =>
+    toBinary(method.output, create(method.output, { timestamp: create(T, { seconds, nanos }) } as never));
+  const valid: Array<[bigint, number]> = [[0n, 0], [1n, 500_000_000], [1n, 120_000], [1n, 7], [-1n, 999_999_999],
+    [-62135596800n, 0], [253402300799n, 999_999_999], [1700000000n, 1_000_000]];
+  for (const [seconds, nanos] of valid) {
+    const expected = (toJson(T, create(T, { seconds, nanos })) as string);
+    assert.deepEqual(JSON.parse(r.body(encode(seconds, nanos)).body as string), { timestamp: expected }, `${seconds}s ${nanos}ns`);
+  }
+  for (const [seconds, nanos, why] of [[-62135596801n, 0, /0001-01-01/], [253402300800n, 0, /9999-12-31/], [0n, -1, /negative/], [0n, 1e9, /999999999/]] as const) {
+    assert.throws(() => r.body(encode(seconds, nanos)), why, `${seconds}s ${nanos}ns`);
+  }
+});
