@@ -9,13 +9,17 @@
  *   node --import tsx bench/passthrough.ts --only c64 --cpu-prof /tmp/prof  # then bench/profile-summary.ts
  *
  * Flags: --mib N (bytes per transfer, default 1024), --no-single (skip the one-message transfers),
- * --unary-n N (sequential calls for p50, default 2000), --unary-seconds S (concurrency-64 run, default 5),
+ * --unary-n N (sequential calls for p50, default 2000), --unary-warmup N (sequential calls before them, default 5000:
+ * the gateway's relay path needs thousands of calls before V8 has optimized all of it; with 200, a 2000-call
+ * median still carried JIT warm-up, +0.40 ms where a steady-state median is +0.30), --unary-seconds S
+ * (concurrency-64 run, default 5),
  * --only LIST (any of down,up,down1,up1,p50,c64), --reps N (each scenario N times, the targets taking turns to go
  * first; medians reported with min-max), --floor (also through a plain TCP relay child: what any extra hop costs
  * on this machine), --log (the gateway logs at info, access log included, to /dev/null), --metrics (the gateway
  * keeps its per-method metrics; --log --metrics is what `protogate` runs with), --cpu-prof DIR (V8 CPU profile of
  * the gateway process, written when it exits), --gateway-args="..." (more node flags for the gateway, e.g.
- * "--perf-basic-prof" for `perf record -p PID`; its pid is printed on stderr).
+ * "--perf-basic-prof" for `perf record -p PID`; its pid is printed on stderr), --pin (one core each: this process,
+ * client and backend, on core 1, the gateway and the relay on core 0; 2+ cores and taskset needed).
  * Targets (issue #3): peak RSS <= idle + 64 MiB; throughput >= 90% of direct; unary added p50 <= 0.3 ms;
  * req/s at concurrency 64 >= 80% of direct.
  * Also printed: the gateway's CPU seconds per GiB or per call (its runs only, all reps; /proc utime + stime, all
@@ -23,6 +27,7 @@
  * much less than wall-clock rates, and "this process under 100 %" tells a run limited by waiting from one limited
  * by CPU.
  */
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
@@ -35,6 +40,7 @@ const { values: flags } = parseArgs({
     mib: { type: 'string', default: '1024' },
     'no-single': { type: 'boolean', default: false },
     'unary-n': { type: 'string', default: '2000' },
+    'unary-warmup': { type: 'string', default: '5000' },
     'unary-seconds': { type: 'string', default: '5' },
     only: { type: 'string', default: 'down,up,down1,up1,p50,c64' },
     reps: { type: 'string', default: '1' },
@@ -43,6 +49,7 @@ const { values: flags } = parseArgs({
     metrics: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     'gateway-args': { type: 'string', default: '' },
+    pin: { type: 'boolean', default: false },
   },
 });
 const only = new Set(flags.only.split(','));
@@ -53,6 +60,7 @@ if (flags['no-single']) {
 const REPS = Number(flags.reps);
 const TOTAL = Number(flags.mib) * 2 ** 20;
 const CHUNK = 64 * 1024;
+const WARMUP = Number(flags['unary-warmup']);
 const WINDOW = { 'grpc-node.flow_control_window': 1 << 20 };
 
 const backend = await startBackend({ serverOptions: WINDOW });
@@ -64,6 +72,18 @@ const endpoints = [`127.0.0.1:${backend.port}`];
 const gateway = await spawnGateway({ endpoints, services: ['test.passthrough.*'], log: flags.log, metrics: flags.metrics }, nodeArgs);
 console.error(`gateway pid ${gateway.pid}`);
 const relay = flags.floor ? await spawnGateway({ endpoints, services: [] }, [], 'tcp-relay') : undefined;
+if (flags.pin) {
+  // One core each, as the REST comparison runs: client + backend (this process, all threads) on core 1, the proxy
+  // on core 0. The direct baseline then has the same one core for client + backend as the proxied runs, and the
+  // proxy does not compete with them for it.
+  const pin = (pid: number, core: number): void => {
+    const r = spawnSync('taskset', ['-a', '-p', '-c', String(core), String(pid)], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`taskset failed (needs util-linux): ${r.stderr}`);
+  };
+  pin(process.pid, 1);
+  pin(gateway.pid, 0);
+  if (relay) pin(relay.pid, 0);
+}
 
 interface Target {
   name: string;
@@ -211,7 +231,7 @@ async function throughput(name: string, run: (c: grpc.Client) => Promise<number>
 
 async function unaryLatency(client: grpc.Client, n: number): Promise<number> {
   const body = Buffer.from('ping');
-  for (let i = 0; i < 200; i++) await unaryCall(client, body);
+  for (let i = 0; i < WARMUP; i++) await unaryCall(client, body);
   const samples: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
@@ -251,7 +271,7 @@ try {
   const seconds = Number(flags['unary-seconds']);
   if (only.has('p50')) {
     const m = await interleaved((t) => unaryLatency(t.client, n));
-    const perCall = (m.proxyCpu.get('gateway')! / (REPS * (n + 200))) * 1e6;
+    const perCall = (m.proxyCpu.get('gateway')! / (REPS * (n + WARMUP))) * 1e6;
     rows.push(row('unary p50 ms, concurrency 1', m, f3, '', added, signed3, `${perCall.toFixed(0)} us/call`));
     console.error('done: p50');
   }
