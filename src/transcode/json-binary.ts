@@ -355,7 +355,7 @@ function isZero(t: ScalarType): (v: JsonValue) => boolean {
   }
 }
 
-function wireTypeOf(t: ScalarType): WireType {
+export function wireTypeOf(t: ScalarType): WireType {
   switch (t) {
     case ScalarType.BYTES:
     case ScalarType.STRING:

@@ -11,6 +11,7 @@ import {
   ScalarType,
   isFieldSet,
   toJson,
+  type DescEnum,
   type DescField,
   type DescMessage,
   type Registry,
@@ -148,31 +149,23 @@ export class JsonWriters {
 
   #single(f: DescField): ValueWriter {
     if (f.fieldKind === 'message') return this.#messageValue(f, f.message, true);
-    if (f.fieldKind === 'enum') return this.#enumValue(f.enum.values, f.enum.typeName);
+    if (f.fieldKind === 'enum') return enumWriter(f.enum, this.#options.enumAsInteger);
     if (f.fieldKind === 'scalar') return scalarWriter(f.scalar);
     throw new Error(`unexpected field kind for ${f.name}`);
   }
 
   #listItem(f: DescField & { fieldKind: 'list' }): ValueWriter {
     if (f.listKind === 'message') return this.#messageValue(f, f.message, false);
-    if (f.listKind === 'enum') return this.#enumValue(f.enum.values, f.enum.typeName);
+    if (f.listKind === 'enum') return enumWriter(f.enum, this.#options.enumAsInteger);
     return scalarWriter(f.scalar);
   }
 
   #mapValue(f: DescField & { fieldKind: 'map' }): ValueWriter {
     if (f.mapKind === 'message') return this.#messageValue(f, f.message, false);
-    if (f.mapKind === 'enum') return this.#enumValue(f.enum.values, f.enum.typeName);
+    if (f.mapKind === 'enum') return enumWriter(f.enum, this.#options.enumAsInteger);
     return scalarWriter(f.scalar);
   }
 
-  #enumValue(values: ReadonlyArray<{ number: number; name: string }>, typeName: string): ValueWriter {
-    if (typeName === 'google.protobuf.NullValue') return () => 'null';
-    if (this.#options.enumAsInteger) return (v) => String(v);
-    const names = new Map<number, string>();
-    // With allow_alias the first declared name of a number is the one printed.
-    for (const v of values) if (!names.has(v.number)) names.set(v.number, JSON.stringify(v.name));
-    return (v) => names.get(v as number) ?? String(v);
-  }
 }
 
 const TIMESTAMP_MS_MIN = -62135596800000, TIMESTAMP_MS_MAX = 253402300799000;
@@ -223,10 +216,23 @@ function zeroTest(f: DescField): (v: unknown) => boolean {
   }
 }
 
-function scalarWriter(t: ScalarType): ValueWriter {
+/** An enum value: its name (the first declared one for an aliased number), or the number when unknown or asked. */
+export function enumWriter(e: DescEnum, asInteger: boolean): ValueWriter {
+  if (e.typeName === 'google.protobuf.NullValue') return () => 'null';
+  if (asInteger) return (v) => String(v);
+  const names = new Map<number, string>();
+  for (const v of e.values) if (!names.has(v.number)) names.set(v.number, JSON.stringify(v.name));
+  return (v) => names.get(v as number) ?? String(v);
+}
+
+/** What JSON.stringify would escape in a string: quote, backslash, controls, surrogates (paired or lone). */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+export function scalarWriter(t: ScalarType): ValueWriter {
   switch (t) {
     case ScalarType.STRING:
-      return (v) => JSON.stringify(v);
+      // Most strings need no escaping: quoting them directly is ~3x cheaper than JSON.stringify.
+      return (v) => (NEEDS_ESCAPE.test(v as string) ? JSON.stringify(v) : '"' + (v as string) + '"');
     case ScalarType.BOOL:
       return (v) => (v ? 'true' : 'false');
     case ScalarType.INT64:

@@ -8,6 +8,7 @@ import { StartupError } from '../errors/index.ts';
 import type { HttpRule, MethodInfo } from '../proto/load.ts';
 import { HTTP_BODY } from './fields.ts';
 import { JsonWriters } from './json-writer.ts';
+import { compileWireJson } from './wire-json.ts';
 
 export interface ResponseOptions {
   /** Emit fields with default values (proto3 JSON "emit unpopulated"). */
@@ -72,7 +73,7 @@ export function compileResponse(method: MethodInfo, rule: HttpRule, registry: Fi
 
   const writers = new JsonWriters(writeOptions);
   const json: (bytes: Uint8Array) => string = field === undefined
-    ? compileMessageJson(output, writers)
+    ? compileMessageJson(output, writers, options)
     : compileFieldJson(output, field, writeOptions);
 
   if (rawBody) {
@@ -95,9 +96,13 @@ export function compileResponse(method: MethodInfo, rule: HttpRule, registry: Fi
   };
 }
 
-function compileMessageJson(output: DescMessage, writers: JsonWriters): (bytes: Uint8Array) => string {
+function compileMessageJson(output: DescMessage, writers: JsonWriters, options: ResponseOptions): (bytes: Uint8Array) => string {
   const write = writers.writer(output);
-  return (bytes) => write(fromBinary(output, bytes) as unknown as Record<string, unknown>);
+  const reference = (bytes: Uint8Array): string => write(fromBinary(output, bytes) as unknown as Record<string, unknown>);
+  // "Emit unpopulated" prints fields that are not on the wire: only the reference knows them all.
+  const fast = options.emitUnpopulated ? undefined
+    : compileWireJson(output, writers, { useProtoFieldName: options.useProtoNames, enumAsInteger: options.enumsAsInts });
+  return fast === undefined ? reference : (bytes) => fast(bytes) ?? reference(bytes);
 }
 
 /**
