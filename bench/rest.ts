@@ -16,11 +16,13 @@
  *
  * Options: --tests echo,get,stream (subset), --no-direct (protogate rows only), --cpu-prof DIR (profile protogate;
  * see bench/profile-summary.ts), --json FILE (raw rows).
+ * Environment: SUT_NODE_ARGS="--trace-gc-nvp ..." adds node flags to the protogate process; SUT_LOG=FILE appends its
+ * stdout/stderr (e.g. those GC traces) to FILE.
  *
  * Falls back to ../shared/peers/node/backend.js (Node backend, costs far more CPU) when the Go binary is missing.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, appendFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -121,7 +123,7 @@ function start(name: string, core: number, cmd: string, args: string[], env: Nod
   const [c, a] = PIN ? ['taskset', ['-c', String(core), cmd, ...args]] : [cmd, args];
   const child = spawn(c, a, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
-  const keep = (d: Buffer): void => { log = (log + d.toString()).slice(-4000); };
+  const keep = (d: Buffer): void => { log = (log + d.toString()).slice(-4000); if (process.env.SUT_LOG && name !== 'backend') appendFileSync(process.env.SUT_LOG, d); };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   child.on('exit', (code, sig) => { if (!stopping) console.error(`${name} exited (${code ?? sig}):\n${log}`); });
@@ -263,7 +265,7 @@ if (existsSync(GO_BACKEND)) {
   backend = start('backend', 1, process.execPath, [join(PEERS, 'node/backend.js'), '--listen', backendAddr, '--chunk-size', String(CHUNK)]);
 }
 const profArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', resolve(CPU_PROF)] : [];
-const gateway = start('protogate', 0, process.execPath, [...profArgs, ...(SUT === 'protogate-dist' ? [] : ['--import', 'tsx']), join(HERE, SUT_ENTRY)], {
+const gateway = start('protogate', 0, process.execPath, [...profArgs, ...(process.env.SUT_NODE_ARGS ?? '').split(' ').filter(Boolean), ...(SUT === 'protogate-dist' ? [] : ['--import', 'tsx']), join(HERE, SUT_ENTRY)], {
   GATEWAY_HOST: HOST, GATEWAY_PORT: String(gwPort), BACKEND_ADDR: backendAddr, PROTO_ROOT, PROTO_FILE,
 });
 const base = `http://${HOST}:${gwPort}`;
