@@ -37,7 +37,6 @@ interface MessagePlan {
   slots: number;
   /** Slot -> writer, in field-number order. */
   order: WriteValue[];
-  hasOneofs: boolean;
 }
 
 // Presence per google/protobuf/descriptor.proto FeatureSet.FieldPresence.
@@ -61,7 +60,7 @@ export function compileFastEncoder(root: DescMessage, registry: Registry): FastE
       plans.set(desc, null);
       return null;
     }
-    const plan: MessagePlan = { byKey: new Map(), slots: desc.fields.length, order: [], hasOneofs: desc.oneofs.length > 0 };
+    const plan: MessagePlan = { byKey: new Map(), slots: desc.fields.length, order: [] };
     plans.set(desc, plan); // before the fields: recursive types find it
     const sorted = [...desc.fields].sort((a, b) => a.number - b.number);
     sorted.forEach((field, slot) => {
