@@ -6,6 +6,7 @@
  * shutdown.drainDelayMs so endpoint removal can propagate) -> closing (no new connections; in-flight requests get
  * shutdown.timeoutMs) -> closed.
  */
+import { installLightAsyncBind } from './upstream/async-bind.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerHttp2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -57,6 +58,8 @@ export interface Gateway {
 
 export function createGateway(config: ResolvedConfig, options: GatewayOptions = {}): Gateway {
   const configFile = options.configFile ?? '(config object)';
+  // Before any HTTP/2 session exists: every upstream request goes through AsyncResource#bind.
+  if (config.runtime.lightAsyncBind) installLightAsyncBind();
   const logger = options.logger ?? createLogger(config.log.level);
   const protos = loadProtos(config.protos);
   checkBackendServices(protos, config, configFile);

@@ -231,6 +231,16 @@ export const configSchema = z.strictObject({
    * the primary only forwards signals and restarts a worker that dies.
    */
   workers: z.number().int().min(1).max(64).default(1),
+  /** Process-wide adjustments to the Node runtime, applied when the gateway is created. */
+  runtime: z
+    .strictObject({
+      /**
+       * Replace Node's AsyncResource#bind with one without the deprecated `asyncResource` accessor, whose two
+       * deprecate() wrappers per HTTP/2 client request cost ~20-40 % of REST throughput (src/upstream/async-bind.ts).
+       */
+      lightAsyncBind: z.boolean().default(true),
+    })
+    .prefault({}),
   /** Code run per request: see HookRequest in src/config/hook-types.ts. */
   hooks: z
     .strictObject({
