@@ -19,7 +19,8 @@
  * keeps its per-method metrics; --log --metrics is what `protogate` runs with), --cpu-prof DIR (V8 CPU profile of
  * the gateway process, written when it exits), --gateway-args="..." (more node flags for the gateway, e.g.
  * "--perf-basic-prof" for `perf record -p PID`; its pid is printed on stderr), --pin (one core each: this process,
- * client and backend, on core 1, the gateway and the relay on core 0; 2+ cores and taskset needed).
+ * client and backend, on core 1, the gateway and the relay on core 0; 2+ cores and taskset needed), --node-bind (the
+ * gateway keeps Node's own AsyncResource#bind instead of runtime.lightAsyncBind's).
  * Targets (issue #3): peak RSS <= idle + 64 MiB; throughput >= 90% of direct; unary added p50 <= 0.3 ms;
  * req/s at concurrency 64 >= 80% of direct.
  * Also printed: the gateway's CPU seconds per GiB or per call (its runs only, all reps; /proc utime + stime, all
@@ -50,6 +51,7 @@ const { values: flags } = parseArgs({
     'cpu-prof': { type: 'string' },
     'gateway-args': { type: 'string', default: '' },
     pin: { type: 'boolean', default: false },
+    'node-bind': { type: 'boolean', default: false },
   },
 });
 const only = new Set(flags.only.split(','));
@@ -69,7 +71,7 @@ const nodeArgs = [
   ...flags['gateway-args'].split(' ').filter(Boolean),
 ];
 const endpoints = [`127.0.0.1:${backend.port}`];
-const gateway = await spawnGateway({ endpoints, services: ['test.passthrough.*'], log: flags.log, metrics: flags.metrics }, nodeArgs);
+const gateway = await spawnGateway({ endpoints, services: ['test.passthrough.*'], log: flags.log, metrics: flags.metrics, lightAsyncBind: !flags['node-bind'] }, nodeArgs);
 console.error(`gateway pid ${gateway.pid}`);
 const relay = flags.floor ? await spawnGateway({ endpoints, services: [] }, [], 'tcp-relay') : undefined;
 if (flags.pin) {

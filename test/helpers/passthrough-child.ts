@@ -29,6 +29,8 @@ export interface GatewayChildConfig {
   log?: boolean;
   /** Keep the per-method metrics, as the gateway does. */
   metrics?: boolean;
+  /** false: keep Node's own AsyncResource#bind (the gateway replaces it by default: runtime.lightAsyncBind). */
+  lightAsyncBind?: boolean;
 }
 
 /**
