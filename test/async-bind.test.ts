@@ -41,6 +41,7 @@ test('the light bind replaces the deprecated asyncResource accessor (when this N
     assert.deepEqual(seen[0], { id: resource.asyncId(), store: 'request-context', self: receiver, args: [1, 2, 3] });
     assert.equal(bound.length, 3);
     assert.equal(bound.asyncResource, resource);
+    assert.deepEqual(Object.getOwnPropertyDescriptor(bound, 'asyncResource'), { value: resource, writable: true, enumerable: true, configurable: true });
 
     const fixed = { name: 'fixed' };
     // @types/node declares bind(fn) only; Node takes bind(fn, thisArg).

@@ -37,10 +37,9 @@ export function installLightAsyncBind(): boolean {
     const bound = thisArg === undefined
       ? function (this: unknown, ...args: unknown[]): unknown { return resource.runInAsyncScope(fn, this, ...args); }
       : resource.runInAsyncScope.bind(resource, fn, thisArg);
-    Object.defineProperties(bound, {
-      length: { configurable: true, enumerable: false, value: fn.length, writable: false },
-      asyncResource: { configurable: true, enumerable: true, value: resource, writable: true },
-    });
+    Object.defineProperty(bound, 'length', { configurable: true, enumerable: false, value: fn.length, writable: false });
+    // A plain assignment makes the same configurable, enumerable, writable property, without a descriptor object.
+    (bound as { asyncResource?: AsyncResource }).asyncResource = resource;
     return bound as Func & { asyncResource: AsyncResource };
   } as typeof AsyncResource.prototype.bind;
   installed = true;
