@@ -19,5 +19,7 @@ export function peerConfig(entry) {
     // at 30 s with a trailing {"error": DEADLINE_EXCEEDED} line when protogate streams slower than ~34 MiB/s.
     backends: [{ name: 'bench', services: ['bench.v1.*'], endpoints: [env('BACKEND_ADDR')], timeoutMs: 0 }],
     log: { level: 'warn' },
+    // PEER_NODE_BIND=1 keeps Node's own AsyncResource#bind, to measure what runtime.lightAsyncBind buys.
+    runtime: { lightAsyncBind: process.env.PEER_NODE_BIND !== '1' },
   };
 }
