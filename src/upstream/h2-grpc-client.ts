@@ -148,10 +148,21 @@ function codeFromHttpStatus(status: number): number {
 }
 
 const RESPONSE_HEADERS_NOT_METADATA = ['content-type', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'grpc-message'];
+const TRAILERS_NOT_METADATA = ['grpc-status', 'grpc-message', 'content-type'];
 
-function headersToMetadata(headers: IncomingHttpHeaders): grpc.Metadata {
+/**
+ * Whether any header besides pseudo-headers and `skip` is present. Most backends send none, and then the empty
+ * Metadata is built directly: grpc-js' fromHttp2Headers() plus the removals cost ~1 % of a transcoded call.
+ */
+function hasMetadata(headers: IncomingHttpHeaders, skip: readonly string[]): boolean {
+  for (const k in headers) if (k.charCodeAt(0) !== 0x3a && !skip.includes(k)) return true;
+  return false;
+}
+
+function headersToMetadata(headers: IncomingHttpHeaders, skip: readonly string[]): grpc.Metadata {
+  if (!hasMetadata(headers, skip)) return new grpc.Metadata();
   const md = grpc.Metadata.fromHttp2Headers(headers);
-  for (const k of RESPONSE_HEADERS_NOT_METADATA) md.remove(k);
+  for (const k of skip) md.remove(k);
   return md;
 }
 
@@ -260,17 +271,14 @@ class H2Call {
       this.#onStatusHeaders(headers); // Trailers-Only
       return;
     }
-    this.#headers = headersToMetadata(headers);
+    this.#headers = headersToMetadata(headers, RESPONSE_HEADERS_NOT_METADATA);
     this.#sink.headers(this.#headers);
   }
 
   #onStatusHeaders(trailers: IncomingHttpHeaders): void {
     const raw = trailers['grpc-status'];
     const code = raw === undefined ? Code.UNKNOWN : Number(raw);
-    const md = grpc.Metadata.fromHttp2Headers(trailers);
-    md.remove('grpc-status');
-    md.remove('grpc-message');
-    md.remove('content-type');
+    const md = headersToMetadata(trailers, TRAILERS_NOT_METADATA);
     const details = raw === undefined ? 'backend sent no grpc-status' : decodeGrpcMessage(trailers['grpc-message'] as string | undefined);
     this.#status = { code: Number.isInteger(code) ? code : Code.UNKNOWN, details, trailers: md };
   }
