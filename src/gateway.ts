@@ -6,7 +6,6 @@
  * shutdown.drainDelayMs so endpoint removal can propagate) -> closing (no new connections; in-flight requests get
  * shutdown.timeoutMs) -> closed.
  */
-import { installLightAsyncBind } from './upstream/async-bind.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerHttp2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -26,6 +25,7 @@ import { buildServiceMatcher } from './upstream/service-matcher.ts';
 import { createUpstreams } from './upstream/from-config.ts';
 import { describeBackends } from './upstream/describe.ts';
 import type { BackendUpstream } from './upstream/backend-upstream.ts';
+import { installLightAsyncBind } from './upstream/async-bind.ts';
 
 export interface GatewayOptions {
   /** Named in startup errors. */

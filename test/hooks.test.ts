@@ -6,15 +6,34 @@ import { startRecordingBackend } from './helpers/recording-backend.ts';
 import * as grpc from '@grpc/grpc-js';
 import { startGateway } from './helpers/gateway.ts';
 import { jwtAuth, signJwt } from '../examples/jwt-auth.ts';
+import type { OnRequestHook } from '../src/config/hook-types.ts';
 
 const PROTO_DIR = path.resolve('test/protos');
 const protos = { includeDirs: [PROTO_DIR], files: ['test/protos/everything.proto'] };
 const SECRET = 'test-secret-of-reasonable-length';
 
-async function backend(t: { after(fn: () => Promise<void>): void }, title: string) {
+type After = { after(fn: () => Promise<void>): void };
+
+async function backend(t: After, title: string) {
   const b = await startRecordingBackend({ includeDirs: [PROTO_DIR], files: [path.join(PROTO_DIR, 'everything.proto')], script: () => ({ response: { title } }) });
   t.after(() => b.close());
   return b;
+}
+
+/** Backends "main" (serving testpb.Everything) and "canary" (serving nothing unless a hook picks it) behind one gateway. */
+async function mainAndCanary(t: After, onRequest: OnRequestHook) {
+  const main = await backend(t, 'main');
+  const canary = await backend(t, 'canary');
+  const gw = await startGateway({
+    protos,
+    backends: [
+      { name: 'main', services: ['testpb.Everything'], endpoints: [main.address] },
+      { name: 'canary', endpoints: [canary.address] },
+    ],
+    hooks: { onRequest },
+  });
+  t.after(() => gw.close());
+  return { main, canary, gw };
 }
 
 test('the JWT hook refuses missing, forged and expired tokens with 401 before the body is read, and passes the caller on', async (t) => {
@@ -47,22 +66,10 @@ test('the JWT hook refuses missing, forged and expired tokens with 401 before th
 });
 
 test('a hook can pick another backend, and a throwing hook answers 500 without reaching a backend', async (t) => {
-  const main = await backend(t, 'main');
-  const canary = await backend(t, 'canary');
-  const gw = await startGateway({
-    protos,
-    backends: [
-      { name: 'main', services: ['testpb.Everything'], endpoints: [main.address] },
-      { name: 'canary', endpoints: [canary.address] },
-    ],
-    hooks: {
-      onRequest: (req) => {
-        if (req.headers['x-boom']) throw new Error('bug in hook');
-        return req.headers['x-canary'] ? { backend: 'canary' } : undefined;
-      },
-    },
+  const { main, canary, gw } = await mainAndCanary(t, (req) => {
+    if (req.headers['x-boom']) throw new Error('bug in hook');
+    return req.headers['x-canary'] ? { backend: 'canary' } : undefined;
   });
-  t.after(() => gw.close());
   const title = async (headers: Record<string, string>) => {
     const r = await fetch(`${gw.url}/v1/shelves/s/books/b`, { headers });
     return { status: r.status, body: (await r.json()) as { title?: string; code?: number } };
@@ -76,25 +83,13 @@ test('a hook can pick another backend, and a throwing hook answers 500 without r
 });
 
 test('the gRPC port runs the same hook: JWT refused with UNAUTHENTICATED, identity passed as metadata, another backend picked', async (t) => {
-  const main = await backend(t, 'main');
-  const canary = await backend(t, 'canary');
   const jwt = jwtAuth({ secret: SECRET });
-  const gw = await startGateway({
-    protos,
-    backends: [
-      { name: 'main', services: ['testpb.Everything'], endpoints: [main.address] },
-      { name: 'canary', endpoints: [canary.address] },
-    ],
-    hooks: {
-      onRequest: async (req) => {
-        const verdict = await jwt(req);
-        if (verdict) return verdict;
-        if (req.headers['x-boom']) throw new Error('bug in hook');
-        return req.metadata.get('x-canary').length > 0 ? { backend: 'canary' } : undefined;
-      },
-    },
+  const { main, canary, gw } = await mainAndCanary(t, async (req) => {
+    const verdict = await jwt(req);
+    if (verdict) return verdict;
+    if (req.headers['x-boom']) throw new Error('bug in hook');
+    return req.metadata.get('x-canary').length > 0 ? { backend: 'canary' } : undefined;
   });
-  t.after(() => gw.close());
   const client = new grpc.Client(`127.0.0.1:${gw.gateway.addresses().grpc!.port}`, grpc.credentials.createInsecure());
   t.after(() => client.close());
   const call = (md: Record<string, string>) => new Promise<{ code: number; details: string }>((resolve) => {

@@ -165,7 +165,6 @@ export class JsonWriters {
     if (f.mapKind === 'enum') return enumWriter(f.enum, this.#options.enumAsInteger);
     return scalarWriter(f.scalar);
   }
-
 }
 
 const TIMESTAMP_MS_MIN = -62135596800000, TIMESTAMP_MS_MAX = 253402300799000;
@@ -204,8 +203,12 @@ function zeroTest(f: DescField): (v: unknown) => boolean {
     const zero = f.enum.values[0]!.number;
     return (v) => v === zero;
   }
-  if (f.fieldKind !== 'scalar') return () => false;
-  switch (f.scalar) {
+  return f.fieldKind === 'scalar' ? scalarZeroTest(f.scalar) : () => false;
+}
+
+/** The zero value of a scalar as @bufbuild's isFieldSet judges it (-0.0 is not zero). */
+export function scalarZeroTest(t: ScalarType): (v: unknown) => boolean {
+  switch (t) {
     case ScalarType.BOOL: return (v) => v === false;
     case ScalarType.STRING: return (v) => v === '';
     case ScalarType.BYTES: return (v) => (v as Uint8Array).byteLength === 0;

@@ -15,7 +15,7 @@
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { ScalarType, fromBinary, type DescEnum, type DescField, type DescMessage } from '@bufbuild/protobuf';
 import { hasCustomJson } from './fields.ts';
-import { enumWriter, scalarWriter as scalarFormat, type JsonWriters } from './json-writer.ts';
+import { enumWriter, scalarWriter as scalarFormat, scalarZeroTest, type JsonWriters } from './json-writer.ts';
 import { wireTypeOf } from './json-binary.ts';
 
 export type WireJson = (bytes: Uint8Array) => string | undefined;
@@ -116,7 +116,7 @@ export function compileWireJson(root: DescMessage, writers: JsonWriters, options
     switch (f.fieldKind) {
       case 'scalar':
         return { ...base, kind: 'single', wire: wireTypeOf(f.scalar), read: scalarReader(f.scalar), format: scalarFormat(f.scalar),
-          skip: f.presence === IMPLICIT && !f.oneof ? zeroTest(f.scalar) : never };
+          skip: f.presence === IMPLICIT && !f.oneof ? scalarZeroTest(f.scalar) : never };
       case 'enum': {
         const zero = f.enum.values[0]!.number;
         return { ...base, kind: 'single', wire: WireType.Varint, read: enumReader(f.enum), format: enumFormat(f.enum),
@@ -153,7 +153,8 @@ export function compileWireJson(root: DescMessage, writers: JsonWriters, options
   /** A message value -> JSON; one reader serves a whole response, nested messages are ranges of its buffer. */
   function messageSub(desc: DescMessage): Sub {
     if (hasCustomJson(desc) || desc.typeName === 'google.protobuf.Timestamp') {
-      return (_r, buf, start, end) => writers.writer(desc)(fromBinary(desc, buf.subarray(start, end)) as unknown as Record<string, unknown>);
+      const write = writers.writer(desc); // a leaf writer: no recursion to wait for
+      return (_r, buf, start, end) => write(fromBinary(desc, buf.subarray(start, end)) as unknown as Record<string, unknown>);
     }
     let plan: MessagePlan | null | undefined;
     return (r, buf, start, end) => {
@@ -341,18 +342,6 @@ function scalarReader(t: ScalarType): Read {
     case ScalarType.SINT64: return (r) => r.sint64();
     case ScalarType.UINT32: return (r) => r.uint32();
     case ScalarType.SINT32: return (r) => r.sint32();
-  }
-}
-
-/** Implicit-presence zero, as @bufbuild's isFieldSet judges it (-0.0 is not zero). */
-function zeroTest(t: ScalarType): (v: unknown) => boolean {
-  switch (t) {
-    case ScalarType.BOOL: return (v) => v === false;
-    case ScalarType.STRING: return (v) => v === '';
-    case ScalarType.BYTES: return (v) => (v as Uint8Array).byteLength === 0;
-    case ScalarType.DOUBLE:
-    case ScalarType.FLOAT: return (v) => Object.is(v, 0);
-    default: return (v) => v == 0; // 0 and 0n
   }
 }
 
