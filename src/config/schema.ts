@@ -236,7 +236,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       /**
        * Replace Node's AsyncResource#bind with one without the deprecated `asyncResource` accessor, whose two
-       * deprecate() wrappers per HTTP/2 client request cost ~20-40 % of REST throughput (src/upstream/async-bind.ts).
+       * deprecate() wrappers per HTTP/2 client request cost 10-40 % of REST throughput (src/upstream/async-bind.ts).
        */
       lightAsyncBind: z.boolean().default(true),
     })
