@@ -9,6 +9,8 @@
  *   node bench/alloc-profile.mjs /v1/echo '{"message":"hi","count":"1"}'   # POST with a JSON body
  *   node bench/alloc-profile.mjs --promoted    # only what outlived the young generation (promoted, then
  *                                              # collected by a major GC or still live): what drives Mark-Compacts
+ *   node bench/alloc-profile.mjs --promoted --warmup 15   # longer warm-up (default 3 s): the steady state after the
+ *                                              # first Mark-Compacts, which can differ from the first seconds'
  */
 import { spawn, spawnSync } from 'node:child_process';
 import inspector from 'node:inspector/promises';
@@ -24,11 +26,13 @@ const gw = createGateway(resolveConfig(peerConfig('x'), 'x'), { configFile: 'x' 
 await new Promise((r) => setTimeout(r, 300));
 await gw.start();
 const promotedOnly = process.argv.includes('--promoted');
-const args = process.argv.slice(2).filter((a) => a !== '--promoted');
+const warmIdx = process.argv.indexOf('--warmup');
+const warmup = warmIdx > 0 ? Number(process.argv[warmIdx + 1]) : 3;
+const args = process.argv.slice(2).filter((a, i, all) => a !== '--promoted' && a !== '--warmup' && all[i - 1] !== '--warmup');
 const path = args[0] ?? '/v1/items/abc123';
 const body = args[1];
 const ac = (d) => spawn(process.execPath, [new URL('../node_modules/autocannon/autocannon.js', import.meta.url).pathname, '-c', '64', '-d', String(d), ...(body ? ['-m', 'POST', '-H', 'content-type=application/json', '-b', body] : []), `http://127.0.0.1:${gport}${path}`], { stdio: 'ignore' });
-await new Promise((r) => ac(3).on('exit', r)); // warm-up
+await new Promise((r) => ac(warmup).on('exit', r)); // warm-up
 const session = new inspector.Session(); session.connect();
 await session.post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: !promotedOnly });
 const t0 = Date.now();

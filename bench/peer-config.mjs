@@ -19,7 +19,8 @@ export function peerConfig(entry) {
     // at 30 s with a trailing {"error": DEADLINE_EXCEEDED} line when protogate streams slower than ~34 MiB/s.
     backends: [{ name: 'bench', services: ['bench.v1.*'], endpoints: [env('BACKEND_ADDR')], timeoutMs: 0 }],
     log: { level: 'warn' },
-    // PEER_NODE_BIND=1 keeps Node's own AsyncResource#bind, to measure what runtime.lightAsyncBind buys.
-    runtime: { lightAsyncBind: process.env.PEER_NODE_BIND !== '1' },
+    // PEER_NODE_BIND=1 keeps Node's own AsyncResource#bind, to measure what runtime.lightAsyncBind buys;
+    // PEER_NO_RENEW=1 leaves node:http2's stream tables alone, to measure runtime.renewStreamTables.
+    runtime: { lightAsyncBind: process.env.PEER_NODE_BIND !== '1', renewStreamTables: process.env.PEER_NO_RENEW !== '1' },
   };
 }

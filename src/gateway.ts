@@ -26,6 +26,7 @@ import { createUpstreams } from './upstream/from-config.ts';
 import { describeBackends } from './upstream/describe.ts';
 import type { BackendUpstream } from './upstream/backend-upstream.ts';
 import { installLightAsyncBind } from './upstream/async-bind.ts';
+import { ChurnSet, renewOnStreams, setStreamTableRenewal } from './upstream/stream-tables.ts';
 
 export interface GatewayOptions {
   /** Named in startup errors. */
@@ -60,6 +61,7 @@ export function createGateway(config: ResolvedConfig, options: GatewayOptions = 
   const configFile = options.configFile ?? '(config object)';
   // Before any HTTP/2 session exists: every upstream request goes through AsyncResource#bind.
   if (config.runtime.lightAsyncBind) installLightAsyncBind();
+  setStreamTableRenewal(config.runtime.renewStreamTables);
   const logger = options.logger ?? createLogger(config.log.level);
   const protos = loadProtos(config.protos);
   checkBackendServices(protos, config, configFile);
@@ -272,7 +274,7 @@ interface RestServer {
  * server.close() does not tell open sessions, so each gets GOAWAY here; its open streams continue.
  */
 function trackRestConnections(server: RestServer): { startDraining(): void; goaway(): void } {
-  const open = new Set<ServerResponse>();
+  const open = new ChurnSet<ServerResponse>();
   const sessions = new Set<ServerHttp2Session>();
   let draining = false;
   const closeAfter = (res: ServerResponse): void => {
@@ -287,6 +289,7 @@ function trackRestConnections(server: RestServer): { startDraining(): void; goaw
   server.on('session', (session) => {
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
+    renewOnStreams(session);
   });
   return {
     startDraining() {

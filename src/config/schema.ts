@@ -239,6 +239,12 @@ export const configSchema = z.strictObject({
        * deprecate() wrappers per HTTP/2 client request cost 10-40 % of REST throughput (src/upstream/async-bind.ts).
        */
       lightAsyncBind: z.boolean().default(true),
+      /**
+       * Replace node:http2's per-session stream tables (a Map and a Set) with fresh copies every 128 streams, so
+       * finished requests are not kept alive by V8's obsolete hash tables after a Mark-Compact
+       * (src/upstream/stream-tables.ts). Writes to node:http2's internal session state; false turns that off.
+       */
+      renewStreamTables: z.boolean().default(true),
     })
     .prefault({}),
   /** Code run per request: see HookRequest in src/config/hook-types.ts. */

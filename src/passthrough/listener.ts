@@ -26,6 +26,7 @@ import { ClientSessionGuard } from './session-guard.ts';
 import { grpcHookRequest } from './hook.ts';
 import { settleHook } from '../config/hooks.ts';
 import { rateLimiter } from './rate-limit.ts';
+import { ChurnSet, renewOnStreams } from '../upstream/stream-tables.ts';
 
 export interface PassthroughServer {
   address: AddressInfo;
@@ -80,6 +81,7 @@ export async function startPassthrough(options: PassthroughOptions): Promise<Pas
 
   h2.on('session', (session: ServerHttp2Session) => {
     sessions.add(session);
+    renewOnStreams(session);
     session.on('error', (err) => logger?.warn({ err: err.message }, 'passthrough: client connection error'));
     session.once('close', () => sessions.delete(session));
     session.once('connect', () => {
@@ -91,7 +93,7 @@ export async function startPassthrough(options: PassthroughOptions): Promise<Pas
   const lookupMetrics = options.metrics ? methodMetricsCache(options.metrics) : undefined;
   const opens = new OpenScheduler();
   /** Calls being forwarded, so the shutdown deadline can fail their backend streams. */
-  const live = new Set<StreamForwarder<PassthroughCall>>();
+  const live = new ChurnSet<StreamForwarder<PassthroughCall>>();
   const forwardContext: ForwardContext<PassthroughCall> = {
     backends,
     logger,

@@ -30,6 +30,7 @@ import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { ClientHttp2Session, ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import type { SecureClientSessionOptions } from 'node:http2';
+import { RENEW_EVERY, renewSessionTables } from './stream-tables.ts';
 
 export type Http2SessionState = 'connecting' | 'ready' | 'draining' | 'closed';
 
@@ -188,6 +189,7 @@ export class Http2UpstreamSession {
     }
     this.#active++;
     this.#streamsOpened++;
+    if (this.#streamsOpened % RENEW_EVERY === 0) renewSessionTables(this.#session);
     if (this.#active === 1) this.#onBusy();
     stream.once('close', () => {
       this.#active--;
