@@ -20,7 +20,8 @@
  * the gateway process, written when it exits), --gateway-args="..." (more node flags for the gateway, e.g.
  * "--perf-basic-prof" for `perf record -p PID`; its pid is printed on stderr), --pin (one core each: this process,
  * client and backend, on core 1, the gateway and the relay on core 0; 2+ cores and taskset needed), --node-bind (the
- * gateway keeps Node's own AsyncResource#bind instead of runtime.lightAsyncBind's).
+ * gateway keeps Node's own AsyncResource#bind instead of runtime.lightAsyncBind's), --no-renew (the gateway leaves
+ * node:http2's stream tables alone: runtime.renewStreamTables false).
  * Targets (issue #3): peak RSS <= idle + 64 MiB; throughput >= 90% of direct; unary added p50 <= 0.3 ms;
  * req/s at concurrency 64 >= 80% of direct.
  * Also printed: the gateway's CPU seconds per GiB or per call (its runs only, all reps; /proc utime + stime, all
@@ -52,6 +53,7 @@ const { values: flags } = parseArgs({
     'gateway-args': { type: 'string', default: '' },
     pin: { type: 'boolean', default: false },
     'node-bind': { type: 'boolean', default: false },
+    'no-renew': { type: 'boolean', default: false },
   },
 });
 const only = new Set(flags.only.split(','));
@@ -71,7 +73,7 @@ const nodeArgs = [
   ...flags['gateway-args'].split(' ').filter(Boolean),
 ];
 const endpoints = [`127.0.0.1:${backend.port}`];
-const gateway = await spawnGateway({ endpoints, services: ['test.passthrough.*'], log: flags.log, metrics: flags.metrics, lightAsyncBind: !flags['node-bind'] }, nodeArgs);
+const gateway = await spawnGateway({ endpoints, services: ['test.passthrough.*'], log: flags.log, metrics: flags.metrics, lightAsyncBind: !flags['node-bind'], renewStreamTables: !flags['no-renew'] }, nodeArgs);
 console.error(`gateway pid ${gateway.pid}`);
 const relay = flags.floor ? await spawnGateway({ endpoints, services: [] }, [], 'tcp-relay') : undefined;
 if (flags.pin) {

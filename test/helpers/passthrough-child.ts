@@ -31,6 +31,8 @@ export interface GatewayChildConfig {
   metrics?: boolean;
   /** false: keep Node's own AsyncResource#bind (the gateway replaces it by default: runtime.lightAsyncBind). */
   lightAsyncBind?: boolean;
+  /** false: leave node:http2's stream tables alone (the gateway renews them by default: runtime.renewStreamTables). */
+  renewStreamTables?: boolean;
 }
 
 /**

@@ -5,16 +5,18 @@
  * so a benchmark pays what a gateway with logging pays without flooding the parent's pipe; "metrics": true adds the
  * per-method metrics the gateway keeps.
  * "lightAsyncBind": false keeps Node's own AsyncResource#bind; by default it is replaced, as createGateway() does
- * (runtime.lightAsyncBind).
+ * (runtime.lightAsyncBind). "renewStreamTables": false leaves node:http2's stream tables alone (runtime.renewStreamTables).
  * Prints one JSON line {"port": n} when listening; exits when stdin closes.
  */
 import { pino } from 'pino';
 import { Metrics } from '../../src/observability/metrics.ts';
 import { buildServiceMatcher, startPassthrough } from '../../src/passthrough/index.ts';
 import { installLightAsyncBind } from '../../src/upstream/async-bind.ts';
+import { setStreamTableRenewal } from '../../src/upstream/stream-tables.ts';
 
-const config = JSON.parse(process.argv[2] ?? '{}') as { endpoints: string[]; services: string[]; log?: boolean; metrics?: boolean; lightAsyncBind?: boolean };
+const config = JSON.parse(process.argv[2] ?? '{}') as { endpoints: string[]; services: string[]; log?: boolean; metrics?: boolean; lightAsyncBind?: boolean; renewStreamTables?: boolean };
 if (config.lightAsyncBind !== false) installLightAsyncBind();
+setStreamTableRenewal(config.renewStreamTables !== false);
 const resolveService = buildServiceMatcher([{ name: 'backend', endpoints: config.endpoints, services: config.services }]);
 const logger = config.log ? pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false })) : undefined;
 const metrics = config.metrics ? new Metrics() : undefined;
