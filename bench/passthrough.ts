@@ -65,6 +65,8 @@ const REPS = Number(flags.reps);
 const TOTAL = Number(flags.mib) * 2 ** 20;
 const CHUNK = 64 * 1024;
 const WARMUP = Number(flags['unary-warmup']);
+// Read by grpc-js's client transport only: grpc-js 1.14's server ignores it, so the backend's receive windows (which
+// bound uploads) stay at Node's 64 KiB in every mode (BENCHMARKS.md, session 4).
 const WINDOW = { 'grpc-node.flow_control_window': 1 << 20 };
 
 const backend = await startBackend({ serverOptions: WINDOW });

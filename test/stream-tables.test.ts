@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
 import v8 from 'node:v8';
@@ -15,6 +16,7 @@ import {
 } from '../src/upstream/stream-tables.ts';
 import { methodPath, rawClient, startBackend } from './helpers/passthrough-backend.ts';
 import { startGateway as startPassthrough, unary } from './helpers/passthrough-gateway.ts';
+import { startGateway } from './helpers/gateway.ts';
 import { resolveConfig } from '../src/config/index.ts';
 import { createGateway } from '../src/gateway.ts';
 
@@ -191,4 +193,30 @@ test('the gRPC port renews both its client-facing session and its upstream sessi
     await gw.close();
     await backend.close();
   }
+});
+
+test('the REST port over TLS (HTTP/2) renews each client session\'s tables every RENEW_EVERY requests', async (t) => {
+  setStreamTableRenewal(true);
+  const FIX = path.resolve('test/fixtures');
+  const protos = { includeDirs: [path.resolve('test/protos')], files: [path.resolve('test/protos/everything.proto')] };
+  const gw = await startGateway({
+    http: { tls: { cert: path.join(FIX, 'passthrough-cert.pem'), key: path.join(FIX, 'passthrough-key.pem') } },
+    protos, transcoding: { allowUnservedServices: true }, backends: [],
+  });
+  t.after(() => gw.close());
+  const session = http2.connect(gw.url.replace('http:', 'https:'), { ca: fs.readFileSync(path.join(FIX, 'passthrough-cert.pem')), servername: 'localhost' });
+  session.on('error', () => {});
+  t.after(() => session.destroy());
+  const before = renewals();
+  for (let i = 0; i < 2 * RENEW_EVERY; i++) {
+    // No route: a 404 is still one stream on the gateway's session.
+    const status = await new Promise<number>((resolve, reject) => {
+      const s = session.request({ ':path': '/no/such/route' });
+      s.on('response', (h) => resolve(Number(h[':status'])));
+      s.on('error', reject);
+      s.resume();
+    });
+    assert.equal(status, 404);
+  }
+  assert.equal(renewals().server - before.server, 2);
 });
