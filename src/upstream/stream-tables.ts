@@ -110,25 +110,13 @@ export function renewSessionTables(session: Http2Session): boolean {
   return true;
 }
 
-/** Counts streams on a session and renews its tables every RENEW_EVERY of them. */
-export class StreamTableRenewer {
-  #count = 0;
-
-  constructor(private readonly session: Http2Session) {}
-
-  /** Call once per stream opened or accepted on the session. */
-  stream(): void {
-    if (++this.#count < RENEW_EVERY) return;
-    this.#count = 0;
-    renewSessionTables(this.session);
-  }
-}
-
-/** For server sessions: renews on its own, counting the 'stream' events. */
+/** For server sessions: renews every RENEW_EVERY 'stream' events (client sessions count the streams they open). */
 export function renewOnStreams(session: Http2Session): void {
   if (!enabled || sessionState(session) === undefined) return;
-  const renewer = new StreamTableRenewer(session);
-  session.on('stream', () => renewer.stream());
+  let streams = 0;
+  session.on('stream', () => {
+    if (++streams % RENEW_EVERY === 0) renewSessionTables(session);
+  });
 }
 
 /**
