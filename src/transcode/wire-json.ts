@@ -152,7 +152,13 @@ export function compileWireJson(root: DescMessage, writers: JsonWriters, options
 
   /** A message value -> JSON; one reader serves a whole response, nested messages are ranges of its buffer. */
   function messageSub(desc: DescMessage): Sub {
-    if (hasCustomJson(desc) || desc.typeName === 'google.protobuf.Timestamp') {
+    if (desc.typeName === 'google.protobuf.Timestamp') {
+      const write = writers.writer(desc);
+      // Its two fields straight off the wire: fromBinary built a whole message object per timestamp (the writer
+      // reads only seconds and nanos). Anything else in it goes to the codec, which stays the judge.
+      return (r, buf, start, end) => write(secondsNanos(r, start, end) ?? fromBinary(desc, buf.subarray(start, end)) as unknown as Record<string, unknown>);
+    }
+    if (hasCustomJson(desc)) {
       const write = writers.writer(desc); // a leaf writer: no recursion to wait for
       return (_r, buf, start, end) => write(fromBinary(desc, buf.subarray(start, end)) as unknown as Record<string, unknown>);
     }
@@ -353,4 +359,22 @@ function scalarZero(t: ScalarType): unknown {
     case ScalarType.INT64: case ScalarType.UINT64: case ScalarType.SINT64: case ScalarType.FIXED64: case ScalarType.SFIXED64: return 0n;
     default: return 0;
   }
+}
+
+/** Field 1 (int64, varint) and field 2 (int32, varint) of [start, end); undefined for any other tag or a bad varint. */
+function secondsNanos(r: BinaryReader, start: number, end: number): { seconds: bigint | string; nanos: number } | undefined {
+  let seconds: bigint | string = 0n;
+  let nanos = 0;
+  r.pos = start;
+  try {
+    while (r.pos < end) {
+      const tag = r.uint32();
+      if (tag === 8) seconds = r.int64();
+      else if (tag === 16) nanos = r.int32();
+      else return undefined;
+    }
+  } catch {
+    return undefined;
+  }
+  return r.pos === end ? { seconds, nanos } : undefined;
 }
