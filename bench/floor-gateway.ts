@@ -13,6 +13,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import protobuf from 'protobufjs';
+import { RawH2Client } from './raw-h2.ts';
 
 const env = (name: string): string => {
   const v = process.env[name];
@@ -31,14 +32,28 @@ const GetRequest = root.lookupType('bench.v1.GetRequest');
 const EchoResponse = root.lookupType('bench.v1.EchoResponse');
 const toJsonOptions = { longs: String, enums: String, bytes: String };
 
-const session = http2.connect(`http://${env('BACKEND_ADDR')}`);
-session.on('error', (err) => { console.error('floor: backend session', err.message); process.exit(1); });
+// FLOOR_RAW_H2=1: the calls go through bench/raw-h2.ts (a spike HTTP/2 client on a plain socket) instead of
+// node:http2, to measure what node:http2 itself costs (its headers are external strings in old space).
+const raw = process.env.FLOOR_RAW_H2 === '1'
+  ? new RawH2Client(env('BACKEND_ADDR').split(':')[0]!, Number(env('BACKEND_ADDR').split(':')[1]))
+  : undefined;
+const session = raw ? undefined : http2.connect(`http://${env('BACKEND_ADDR')}`);
+session?.on('error', (err) => { console.error('floor: backend session', err.message); process.exit(1); });
 
 function call(path: string, message: Uint8Array, done: (err: Error | undefined, reply?: Buffer) => void): void {
   const frame = Buffer.allocUnsafe(5 + message.length);
   frame[0] = 0;
   frame.writeUInt32BE(message.length, 1);
   frame.set(message, 5);
+  if (raw) {
+    raw.unary(path, frame, (err, r) => {
+      if (err || !r) done(err ?? new Error('no reply'));
+      else if (r.status !== 0) done(new Error(`grpc-status ${r.status}: ${r.message}`));
+      else done(undefined, r.body.subarray(5));
+    });
+    return;
+  }
+  if (!session) return;
   const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
   const chunks: Buffer[] = [];
   stream.on('data', (c: Buffer) => chunks.push(c));
@@ -94,6 +109,6 @@ const server = http.createServer((req, res) => {
   res.end('{"code":5,"message":"not found"}');
 });
 server.listen(Number(env('GATEWAY_PORT')), env('GATEWAY_HOST'));
-const stop = (): void => { server.close(); session.close(); setTimeout(() => process.exit(0), 100).unref(); };
+const stop = (): void => { server.close(); session?.close(); raw?.close(); setTimeout(() => process.exit(0), 100).unref(); };
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);
