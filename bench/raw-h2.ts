@@ -7,9 +7,10 @@
  *
  * Used by bench/floor-gateway.ts with FLOOR_RAW_H2=1. Plaintext (h2c prior knowledge) only; no priorities, no
  * server push (disabled in SETTINGS), no CONTINUATION on the request side (our header blocks are small), padding
- * accepted. Not hardened against a hostile peer.
+ * accepted. Not hardened against a hostile peer. HPACK is src/upstream/h2/hpack.ts.
  */
 import net from 'node:net';
+import { HpackDecoder, encodeHeaders } from '../src/upstream/h2/hpack.ts';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const enum Type { DATA = 0, HEADERS = 1, RST_STREAM = 3, SETTINGS = 4, PING = 6, GOAWAY = 7, WINDOW_UPDATE = 8, CONTINUATION = 9 }
@@ -34,21 +35,6 @@ function frame(type: Type, flags: number, stream: number, payload: Buffer | unde
   return f;
 }
 
-function hpackString(s: string): Buffer {
-  const b = Buffer.from(s, 'latin1');
-  return Buffer.concat([hpackInt(b.length, 7, 0), b]);
-}
-
-function hpackInt(value: number, prefixBits: number, firstByteFlags: number): Buffer {
-  const max = (1 << prefixBits) - 1;
-  if (value < max) return Buffer.from([firstByteFlags | value]);
-  const out = [firstByteFlags | max];
-  value -= max;
-  while (value >= 128) { out.push((value & 127) | 128); value >>>= 7; }
-  out.push(value);
-  return Buffer.from(out);
-}
-
 export class RawH2Client {
   readonly #sock: net.Socket;
   readonly #authority: string;
@@ -56,7 +42,7 @@ export class RawH2Client {
   // src/upstream/stream-tables.ts (its rehashed tables end up in old space and keep finished calls alive).
   readonly #calls = new CallRing();
   readonly #blocks = new Map<string, Buffer>();
-  readonly #hpack = new HpackDecoder();
+  readonly #hpack = new HpackDecoder({ maxTableSize: 4096, maxHeaderListSize: 1 << 20 });
   #nextId = 1;
   #pending: Buffer | undefined;
   #out: Buffer[] = [];
@@ -88,14 +74,8 @@ export class RawH2Client {
     this.#nextId += 2;
     let block = this.#blocks.get(path);
     if (!block) {
-      // :method POST and :scheme http are static-table entries 3 and 6; the rest are literals without indexing.
-      block = Buffer.concat([
-        Buffer.from([0x83, 0x86]),
-        hpackInt(4, 4, 0), hpackString(path),
-        hpackInt(1, 4, 0), hpackString(this.#authority),
-        hpackInt(31, 4, 0), hpackString('application/grpc'),
-        Buffer.from([0]), hpackString('te'), hpackString('trailers'),
-      ]);
+      block = encodeHeaders([[':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', this.#authority],
+        ['content-type', 'application/grpc'], ['te', 'trailers']]);
       this.#blocks.set(path, block);
     }
     this.#calls.set(id, { id, done, chunks: [], headersSeen: false, httpStatus: 0, sendBytes: undefined });
@@ -198,7 +178,6 @@ export class RawH2Client {
         for (let i = 0; i + 6 <= p.length; i += 6) {
           const id = p.readUInt16BE(i), v = p.readUInt32BE(i + 2);
           if (id === 0x4) this.#peerInitialWindow = v;
-          if (id === 0x1) this.#hpack.maxAllowed = v;
         }
         this.#push(frame(Type.SETTINGS, ACK, 0, undefined));
         this.#sendQueued();
@@ -282,147 +261,5 @@ class CallRing {
     this.#slots.fill(undefined);
     this.#overflow.clear();
     return all;
-  }
-}
-
-/** RFC 7541, Appendix A. */
-const STATIC: ReadonlyArray<readonly [string, string]> = [
-  [':authority', ''], [':method', 'GET'], [':method', 'POST'], [':path', '/'], [':path', '/index.html'],
-  [':scheme', 'http'], [':scheme', 'https'], [':status', '200'], [':status', '204'], [':status', '206'],
-  [':status', '304'], [':status', '400'], [':status', '404'], [':status', '500'], ['accept-charset', ''],
-  ['accept-encoding', 'gzip, deflate'], ['accept-language', ''], ['accept-ranges', ''], ['accept', ''],
-  ['access-control-allow-origin', ''], ['age', ''], ['allow', ''], ['authorization', ''], ['cache-control', ''],
-  ['content-disposition', ''], ['content-encoding', ''], ['content-language', ''], ['content-length', ''],
-  ['content-location', ''], ['content-range', ''], ['content-type', ''], ['cookie', ''], ['date', ''], ['etag', ''],
-  ['expect', ''], ['expires', ''], ['from', ''], ['host', ''], ['if-match', ''], ['if-modified-since', ''],
-  ['if-none-match', ''], ['if-range', ''], ['if-unmodified-since', ''], ['last-modified', ''], ['link', ''],
-  ['location', ''], ['max-forwards', ''], ['proxy-authenticate', ''], ['proxy-authorization', ''], ['range', ''],
-  ['referer', ''], ['refresh', ''], ['retry-after', ''], ['server', ''], ['set-cookie', ''],
-  ['strict-transport-security', ''], ['transfer-encoding', ''], ['user-agent', ''], ['vary', ''], ['via', ''],
-  ['www-authenticate', ''],
-];
-
-/** RFC 7541, Appendix B: code lengths of symbols 0..255 (EOS is 30 bits). The code is canonical, so lengths suffice. */
-const HUFFMAN_LENGTHS = [
-  13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 28,
-  6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 15, 6, 12, 10,
-  13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19, 13, 14, 6,
-  15, 5, 6, 5, 6, 5, 6, 6, 6, 5, 7, 7, 6, 6, 6, 5, 6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13, 28,
-  20, 22, 20, 20, 22, 22, 22, 23, 22, 23, 23, 23, 23, 23, 24, 23, 24, 24, 22, 23, 24, 23, 23, 23, 23, 21, 22, 23, 22, 23, 23, 24,
-  22, 21, 20, 22, 22, 23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23, 21, 21, 22, 21, 23, 22, 23, 23, 20, 22, 22, 22, 23, 22, 22, 23,
-  26, 26, 20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25, 19, 21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27, 27,
-  20, 24, 20, 21, 22, 21, 21, 23, 22, 22, 25, 25, 24, 24, 26, 23, 26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26,
-  30,
-];
-
-/** Binary decode tree in two Int32Arrays: child[node*2 + bit] (> 0: node, <= 0: -(symbol) - 1 leaf marker). */
-const TREE = (() => {
-  const symbols = HUFFMAN_LENGTHS.map((len, sym) => ({ len, sym })).sort((a, b) => a.len - b.len || a.sym - b.sym);
-  const child = new Int32Array(2 * 600).fill(0);
-  let nodes = 1;
-  let code = 0, prevLen = symbols[0]!.len;
-  for (const { len, sym } of symbols) {
-    code <<= len - prevLen;
-    prevLen = len;
-    let node = 0;
-    for (let bit = len - 1; bit >= 0; bit--) {
-      const b = (code >>> bit) & 1;
-      if (bit === 0) { child[node * 2 + b] = -sym - 1; break; }
-      let next = child[node * 2 + b]!;
-      if (next <= 0) { next = nodes++; child[node * 2 + b] = next; }
-      node = next;
-    }
-    code++;
-  }
-  return child;
-})();
-
-function huffmanDecode(src: Buffer, start: number, end: number): string {
-  let out = '';
-  let node = 0;
-  for (let i = start; i < end; i++) {
-    const byte = src[i]!;
-    for (let bit = 7; bit >= 0; bit--) {
-      const next = TREE[node * 2 + ((byte >>> bit) & 1)]!;
-      if (next < 0) {
-        const sym = -next - 1;
-        if (sym === 256) throw new Error('HPACK: EOS in a string');
-        out += String.fromCharCode(sym);
-        node = 0;
-      } else {
-        node = next;
-      }
-    }
-  }
-  return out; // the padding (up to 7 one bits, a prefix of EOS) is left in `node`, as RFC 7541 allows
-}
-
-class HpackDecoder {
-  /** SETTINGS_HEADER_TABLE_SIZE we announced: the default. */
-  maxAllowed = 4096;
-  #max = 4096;
-  #size = 0;
-  #table: Array<[string, string]> = []; // newest first
-
-  decode(b: Buffer): string[] {
-    const out: string[] = [];
-    let pos = 0;
-    const int = (prefix: number): number => {
-      const mask = (1 << prefix) - 1;
-      let v = b[pos++]! & mask;
-      if (v < mask) return v;
-      let shift = 0, byte;
-      do { byte = b[pos++]!; v += (byte & 127) * 2 ** shift; shift += 7; } while (byte & 128);
-      return v;
-    };
-    const str = (): string => {
-      const huffman = (b[pos]! & 0x80) !== 0;
-      const len = int(7);
-      const s = huffman ? huffmanDecode(b, pos, pos + len) : b.toString('latin1', pos, pos + len);
-      pos += len;
-      return s;
-    };
-    const entry = (index: number): readonly [string, string] => {
-      if (index >= 1 && index <= STATIC.length) return STATIC[index - 1]!;
-      const e = this.#table[index - STATIC.length - 1];
-      if (!e) throw new Error(`HPACK: index ${index} out of range`);
-      return e;
-    };
-    while (pos < b.length) {
-      const first = b[pos]!;
-      if (first & 0x80) {
-        const [n, v] = entry(int(7));
-        out.push(n, v);
-      } else if (first & 0x40) {
-        const index = int(6);
-        const name = index ? entry(index)[0] : str();
-        const value = str();
-        out.push(name, value);
-        this.#add(name, value);
-      } else if (first & 0x20) {
-        const size = int(5);
-        if (size > this.maxAllowed) throw new Error('HPACK: table size over the limit');
-        this.#max = size;
-        this.#evict();
-      } else {
-        const index = int(4);
-        const name = index ? entry(index)[0] : str();
-        out.push(name, str());
-      }
-    }
-    return out;
-  }
-
-  #add(name: string, value: string): void {
-    this.#table.unshift([name, value]);
-    this.#size += 32 + name.length + value.length;
-    this.#evict();
-  }
-
-  #evict(): void {
-    while (this.#size > this.#max && this.#table.length > 0) {
-      const [n, v] = this.#table.pop()!;
-      this.#size -= 32 + n.length + v.length;
-    }
   }
 }
