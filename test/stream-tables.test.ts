@@ -12,7 +12,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { AddressInfo } from 'node:net';
 import {
-  ChurnSet, RENEW_EVERY, renewals, renewOnStreams, renewSessionTables, setStreamTableRenewal, streamTableRenewal,
+  ChurnMap, ChurnSet, RENEW_EVERY, renewals, renewOnStreams, renewSessionTables, setStreamTableRenewal, streamTableRenewal,
 } from '../src/upstream/stream-tables.ts';
 import { methodPath, rawClient, startBackend } from './helpers/passthrough-backend.ts';
 import { startGateway as startPassthrough, unary } from './helpers/passthrough-gateway.ts';
@@ -97,8 +97,10 @@ test('runtime.renewStreamTables: false turns renewal off (process-wide); the def
   assert.equal(streamTableRenewal(), true);
 });
 
+const oldSpaceUsed = (): number => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!.space_used_size;
+
 test('ChurnSet: members added and removed after a full GC are not promoted through the set (old space stays flat)', () => {
-  const used = (): number => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!.space_used_size;
+  const used = oldSpaceUsed;
   const churn = (set: { add(v: object): void; delete(v: object): boolean }): number => {
     const live: object[] = [];
     for (let i = 0; i < 2000; i++) { const o = { ballast: new Array(500).fill(i) }; set.add(o); live.push(o); if (live.length > 32) set.delete(live.shift()!); }
@@ -113,6 +115,40 @@ test('ChurnSet: members added and removed after a full GC are not promoted throu
   const plain = churn(new Set());
   console.log(`old-space growth over 20,000 members: ${(plain / 2 ** 20).toFixed(1)} MiB with a Set, ${(renewed / 2 ** 20).toFixed(1)} MiB with a ChurnSet`);
   assert.ok(renewed < 16 * 2 ** 20, `old space grew by ${renewed} bytes`);
+});
+
+test('ChurnMap: entries set and deleted after a full GC are not promoted through the map (old space stays flat)', () => {
+  const churn = (map: { set(k: number, v: object): void; delete(k: number): boolean }): number => {
+    const run = (from: number, n: number): void => {
+      for (let i = from; i < from + n; i++) { map.set(i, { ballast: new Array(500).fill(i) }); if (i - from >= 32) map.delete(i - 32); }
+      for (let i = from + n - 32; i < from + n; i++) map.delete(i);
+    };
+    run(0, 2000);
+    fullGc();
+    const before = oldSpaceUsed();
+    run(10_000, 20_000);
+    return oldSpaceUsed() - before;
+  };
+  // The ChurnMap first, for the reason given in the ChurnSet test above.
+  const renewed = churn(new ChurnMap());
+  const plain = churn(new Map());
+  console.log(`old-space growth over 20,000 entries: ${(plain / 2 ** 20).toFixed(1)} MiB with a Map, ${(renewed / 2 ** 20).toFixed(1)} MiB with a ChurnMap`);
+  assert.ok(renewed < 16 * 2 ** 20, `old space grew by ${renewed} bytes`);
+});
+
+test('ChurnMap keeps Map semantics across renewals', () => {
+  const map = new ChurnMap<number, string>();
+  const n = RENEW_EVERY * 3 + 7;
+  for (let i = 0; i < n; i++) map.set(i, `v${i}`);
+  for (let i = 0; i < n; i += 2) assert.equal(map.delete(i), true);
+  assert.equal(map.delete(0), false);
+  assert.equal(map.size, Math.floor(n / 2));
+  assert.equal(map.get(1), 'v1');
+  assert.equal(map.has(2), false);
+  map.set(1, 'again');
+  assert.deepEqual([...map.values()].slice(0, 2), ['again', 'v3']);
+  map.clear();
+  assert.equal(map.size, 0);
 });
 
 test('ChurnSet keeps Set semantics across renewals', () => {

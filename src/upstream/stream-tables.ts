@@ -154,3 +154,40 @@ export class ChurnSet<T> implements Iterable<T> {
     return this.#set[Symbol.iterator]();
   }
 }
+
+/** A Map with ChurnSet's renewal, for tables keyed per request (an HTTP/2 connection's streams by id). */
+export class ChurnMap<K, V> {
+  #map = new Map<K, V>();
+  #added = 0;
+
+  set(key: K, value: V): void {
+    this.#map.set(key, value);
+    if (++this.#added < RENEW_EVERY) return;
+    this.#added = 0;
+    this.#map = new Map(this.#map);
+  }
+
+  get(key: K): V | undefined {
+    return this.#map.get(key);
+  }
+
+  has(key: K): boolean {
+    return this.#map.has(key);
+  }
+
+  delete(key: K): boolean {
+    return this.#map.delete(key);
+  }
+
+  clear(): void {
+    this.#map = new Map();
+  }
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  values(): IterableIterator<V> {
+    return this.#map.values();
+  }
+}
