@@ -6,10 +6,12 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import tls from 'node:tls';
+import fs from 'node:fs';
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { H2Connection, H2StreamError, ErrorCode, type H2Stream } from '../src/upstream/h2/connection.ts';
-import { methodPath, startBackend, type TestBackend } from './helpers/passthrough-backend.ts';
+import { methodPath, serviceDefinition, startBackend, type TestBackend } from './helpers/passthrough-backend.ts';
 
 interface Reply {
   headers: Map<string, string>;
@@ -260,4 +262,25 @@ test('h2 connection: request bodies wait for the peer\'s stream and connection w
   const r = await reply;
   assert.equal(r.trailers.get('grpc-status'), '0');
   assert.equal(dataBytes, 1000);
+});
+
+test('h2 connection: works over TLS with ALPN h2 against a grpc-js TLS server', { timeout: 20_000 }, async (t) => {
+  const server = new grpc.Server();
+  server.addService(serviceDefinition(), {
+    Unary: (c: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, c.request),
+    ServerStream: () => {}, ClientStream: () => {}, Bidi: () => {},
+  });
+  const creds = grpc.ServerCredentials.createSsl(null, [{
+    cert_chain: fs.readFileSync('test/fixtures/passthrough-cert.pem'), private_key: fs.readFileSync('test/fixtures/passthrough-key.pem'),
+  }], false);
+  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', creds, (e, p) => (e ? rej(e) : res(p))));
+  t.after(() => server.forceShutdown());
+  const sock = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync('test/fixtures/passthrough-cert.pem'), servername: 'localhost', ALPNProtocols: ['h2'] });
+  await once(sock, 'secureConnect');
+  assert.equal(sock.alpnProtocol, 'h2');
+  const conn = new H2Connection(sock);
+  t.after(() => conn.close(true));
+  const reply = await call(conn, methodPath('Unary'), Buffer.from('over tls'));
+  assert.equal(reply.trailers.get('grpc-status'), '0');
+  assert.equal(reply.body.subarray(5).toString(), 'over tls');
 });
