@@ -18,7 +18,7 @@ import { ChurnMap, ChurnSet } from '../stream-tables.ts';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
-export const enum FrameType { DATA = 0, HEADERS = 1, PRIORITY = 2, RST_STREAM = 3, SETTINGS = 4, PUSH_PROMISE = 5, PING = 6, GOAWAY = 7, WINDOW_UPDATE = 8, CONTINUATION = 9 }
+const enum FrameType { DATA = 0, HEADERS = 1, PRIORITY = 2, RST_STREAM = 3, SETTINGS = 4, PUSH_PROMISE = 5, PING = 6, GOAWAY = 7, WINDOW_UPDATE = 8, CONTINUATION = 9 }
 const END_STREAM = 0x1, ACK = 0x1, END_HEADERS = 0x4, PADDED = 0x8, PRIORITY_FLAG = 0x20;
 
 /** RFC 9113, section 7. */
@@ -30,6 +30,8 @@ export const ErrorCode = {
 
 const DEFAULT_WINDOW = 65535;
 const MAX_WINDOW = 2 ** 31 - 1;
+/** Stream ids are 31 bits; a client's are odd. */
+const MAX_STREAM_ID = 2 ** 31 - 1;
 
 export interface H2ConnectionOptions {
   /** Our SETTINGS_INITIAL_WINDOW_SIZE: how much one stream may have in flight toward us. Default 1 MiB. */
@@ -165,7 +167,7 @@ export class H2Connection {
 
   /** Whether a new stream may be opened: not closing, under the peer's SETTINGS_MAX_CONCURRENT_STREAMS. */
   get available(): boolean {
-    return this.#closed === undefined && !this.#draining && this.#goawayLastId < 0 && this.#streams.size < this.#peerMaxStreams && this.#nextId < MAX_WINDOW;
+    return this.#closed === undefined && !this.#draining && this.#goawayLastId < 0 && this.#streams.size < this.#peerMaxStreams && this.#nextId < MAX_STREAM_ID;
   }
 
   /** Opens a stream with a HEADERS frame (END_STREAM when `endStream`: a request without a body). */
