@@ -284,3 +284,18 @@ test('h2 connection: works over TLS with ALPN h2 against a grpc-js TLS server', 
   assert.equal(reply.trailers.get('grpc-status'), '0');
   assert.equal(reply.body.subarray(5).toString(), 'over tls');
 });
+
+test('h2 connection: ready settles with the peer\'s SETTINGS, and rejects when the connection ends before them', { timeout: 20_000 }, async (t) => {
+  const backend = await withBackend(t);
+  const conn = await connect(backend.port);
+  t.after(() => conn.close(true));
+  await conn.ready;
+  // A peer that accepts the connection and closes it without a SETTINGS frame.
+  const server = net.createServer((sock) => sock.destroy());
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const dead = await connect((server.address() as net.AddressInfo).port);
+  await assert.rejects(dead.ready, (e: unknown) => e instanceof H2StreamError && /connection (closed|error)/.test(e.message));
+  assert.equal(dead.available, false);
+});

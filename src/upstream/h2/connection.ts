@@ -138,11 +138,19 @@ export class H2Connection {
   #goawayLastId = -1;
   #closed: H2StreamError | undefined;
   #pings: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  /**
+   * Settles with the peer's first SETTINGS frame (its limits are known from then on), or rejects if the connection
+   * fails before it: what a pool waits for before it counts a connection as ready.
+   */
+  readonly ready: Promise<void>;
+  #settled: { resolve: () => void; reject: (e: Error) => void } | undefined;
   onGoaway: ((lastStreamId: number, code: number) => void) | undefined;
   onClose: ((err: H2StreamError) => void) | undefined;
 
   constructor(socket: Socket, options: H2ConnectionOptions = {}) {
     this.#socket = socket;
+    this.ready = new Promise((resolve, reject) => { this.#settled = { resolve, reject }; });
+    this.ready.catch(() => undefined); // a caller that never waits for it must not see an unhandled rejection
     this.streamWindow = options.streamWindow ?? 1 << 20;
     this.#connectionWindow = options.connectionWindow ?? 16 << 20;
     const maxList = options.maxHeaderListSize ?? 64 << 10;
@@ -447,6 +455,8 @@ export class H2Connection {
       }
     }
     this.#push(frame(FrameType.SETTINGS, ACK, 0, undefined));
+    this.#settled?.resolve();
+    this.#settled = undefined;
     for (const s of [...this.#streams.values()]) if (s.pending.length > 0 || (s.pendingEnd && !s.localClosed)) this.flushStream(s);
   }
 
@@ -476,6 +486,8 @@ export class H2Connection {
   #fail(err: H2StreamError): void {
     if (this.#closed) return;
     this.#closed = err;
+    this.#settled?.reject(err);
+    this.#settled = undefined;
     const streams = [...this.#streams.values()];
     this.#streams.clear();
     this.#blocked.clear();
