@@ -41,15 +41,15 @@ GATEWAY_HOST=127.0.0.1 GATEWAY_PORT=$gw_port BACKEND_ADDR=127.0.0.1:$be_port PRO
   >"$RUNS_DIR/gateway.log" 2>&1 & gw=$!; pids+=($gw)
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$gw_port/" && break; sleep 0.1; done
 case $kind in
-  echo) url=http://127.0.0.1:$gw_port/v1/echo; script=(-s "$RUNS_DIR/post.lua") ;;
-  get) url=http://127.0.0.1:$gw_port/v1/items/abc123; script=() ;;
+  echo) url=http://127.0.0.1:$gw_port/v1/echo ;;
+  get) url=http://127.0.0.1:$gw_port/v1/items/abc123 ;;
   *) echo "rest-soak: kind is echo or get"; exit 1 ;;
 esac
 echo "# $kind, $rounds x ${secs}s, c$CONC, NODE_FLAGS='${NODE_FLAGS:-}'  (req/s p50 p99 errors rss_MiB)"
+# The round's wrk script: the report, after the POST body for echo.
+if [[ $kind == echo ]]; then cat "$RUNS_DIR/post.lua" "$RUNS_DIR/report.lua" >"$RUNS_DIR/round.lua"; else cp "$RUNS_DIR/report.lua" "$RUNS_DIR/round.lua"; fi
 for r in $(seq "$rounds"); do
-  line=$(cat "$RUNS_DIR/post.lua" "$RUNS_DIR/report.lua" >"$RUNS_DIR/round.lua"
-    [[ $kind == get ]] && cp "$RUNS_DIR/report.lua" "$RUNS_DIR/round.lua"
-    taskset -c 1 wrk -t1 -c"$CONC" -d"${secs}s" --timeout 5s -s "$RUNS_DIR/round.lua" "$url" | tail -1)
+  line=$(taskset -c 1 wrk -t1 -c"$CONC" -d"${secs}s" --timeout 5s -s "$RUNS_DIR/round.lua" "$url" | tail -1)
   rss=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$gw/status")
   echo "round $r: $line $rss"
 done

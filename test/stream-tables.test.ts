@@ -99,15 +99,21 @@ test('runtime.renewStreamTables: false turns renewal off (process-wide); the def
 
 const oldSpaceUsed = (): number => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!.space_used_size;
 
+/** Old-space growth over `churn(10_000, 20_000)`, after a warm-up `churn(0, 2000)` and a full GC (which promotes the table). */
+function growthAfterFullGc(churn: (from: number, n: number) => void): number {
+  churn(0, 2000);
+  fullGc();
+  const before = oldSpaceUsed();
+  churn(10_000, 20_000);
+  return oldSpaceUsed() - before;
+}
+
 test('ChurnSet: members added and removed after a full GC are not promoted through the set (old space stays flat)', () => {
-  const used = oldSpaceUsed;
   const churn = (set: { add(v: object): void; delete(v: object): boolean }): number => {
     const live: object[] = [];
-    for (let i = 0; i < 2000; i++) { const o = { ballast: new Array(500).fill(i) }; set.add(o); live.push(o); if (live.length > 32) set.delete(live.shift()!); }
-    fullGc();
-    const before = used();
-    for (let i = 0; i < 20_000; i++) { const o = { ballast: new Array(500).fill(i) }; set.add(o); live.push(o); if (live.length > 32) set.delete(live.shift()!); }
-    return used() - before;
+    return growthAfterFullGc((from, n) => {
+      for (let i = from; i < from + n; i++) { const o = { ballast: new Array(500).fill(i) }; set.add(o); live.push(o); if (live.length > 32) set.delete(live.shift()!); }
+    });
   };
   // The ChurnSet first: after the plain Set's run, V8 may pretenure these allocation sites (their objects survived),
   // and objects allocated in old space to begin with would show up as growth whatever the set.
@@ -118,17 +124,10 @@ test('ChurnSet: members added and removed after a full GC are not promoted throu
 });
 
 test('ChurnMap: entries set and deleted after a full GC are not promoted through the map (old space stays flat)', () => {
-  const churn = (map: { set(k: number, v: object): void; delete(k: number): boolean }): number => {
-    const run = (from: number, n: number): void => {
-      for (let i = from; i < from + n; i++) { map.set(i, { ballast: new Array(500).fill(i) }); if (i - from >= 32) map.delete(i - 32); }
-      for (let i = from + n - 32; i < from + n; i++) map.delete(i);
-    };
-    run(0, 2000);
-    fullGc();
-    const before = oldSpaceUsed();
-    run(10_000, 20_000);
-    return oldSpaceUsed() - before;
-  };
+  const churn = (map: { set(k: number, v: object): void; delete(k: number): boolean }): number => growthAfterFullGc((from, n) => {
+    for (let i = from; i < from + n; i++) { map.set(i, { ballast: new Array(500).fill(i) }); if (i - from >= 32) map.delete(i - 32); }
+    for (let i = from + n - 32; i < from + n; i++) map.delete(i);
+  });
   // The ChurnMap first, for the reason given in the ChurnSet test above.
   const renewed = churn(new ChurnMap());
   const plain = churn(new Map());
