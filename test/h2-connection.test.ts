@@ -299,3 +299,15 @@ test('h2 connection: ready settles with the peer\'s SETTINGS, and rejects when t
   await assert.rejects(dead.ready, (e: unknown) => e instanceof H2StreamError && /connection (closed|error)/.test(e.message));
   assert.equal(dead.available, false);
 });
+
+test('h2 connection: a stream reset before its body was written takes no more writes', { timeout: 20_000 }, async (t) => {
+  const backend = await withBackend(t);
+  const conn = await connect(backend.port);
+  t.after(() => conn.close(true));
+  const stream = conn.request([[':method', 'POST'], [':scheme', 'http'], [':path', methodPath('Unary')], [':authority', 't'],
+    ['content-type', 'application/grpc'], ['te', 'trailers']], { onHeaders() {}, onData() {}, onError() {} });
+  stream.reset();
+  assert.throws(() => stream.write(grpcFrame(Buffer.from('late')), true), /write after end/);
+  // The connection is unharmed: nothing was sent on the reset stream.
+  assert.equal((await call(conn, methodPath('Unary'), Buffer.from('next'))).trailers.get('grpc-status'), '0');
+});

@@ -255,6 +255,9 @@ export class H2Connection {
     if (!this.#streams.has(stream.id)) return;
     this.#streams.delete(stream.id);
     this.#blocked.delete(stream);
+    // Closed both ways: a later write() must not put frames on a stream the peer has been told is gone.
+    stream.localClosed = stream.remoteClosed = true;
+    stream.pending.length = 0;
     const p = Buffer.allocUnsafe(4);
     p.writeUInt32BE(code, 0);
     if (!this.#closed) this.#push(frame(FrameType.RST_STREAM, 0, stream.id, p));
