@@ -17,7 +17,11 @@ export function peerConfig(entry) {
     protos: { includeDirs: [env('PROTO_ROOT')], files: [`${env('PROTO_ROOT')}/${env('PROTO_FILE')}`] },
     // timeoutMs: 0 = no default deadline, like grpc-gateway: with the default (30 s) bench.sh's 1 GiB stream is cut
     // at 30 s with a trailing {"error": DEADLINE_EXCEEDED} line when protogate streams slower than ~34 MiB/s.
-    backends: [{ name: 'bench', services: ['bench.v1.*'], endpoints: [env('BACKEND_ADDR')], timeoutMs: 0 }],
+    // PEER_TRANSPORT=h2|socket|grpc-js picks the backend's transport (default: the config default).
+    backends: [{
+      name: 'bench', services: ['bench.v1.*'], endpoints: [env('BACKEND_ADDR')], timeoutMs: 0,
+      ...(process.env.PEER_TRANSPORT ? { transport: process.env.PEER_TRANSPORT } : {}),
+    }],
     log: { level: 'warn' },
     // PEER_NODE_BIND=1 keeps Node's own AsyncResource#bind, to measure what runtime.lightAsyncBind buys;
     // PEER_NO_RENEW=1 leaves node:http2's stream tables alone, to measure runtime.renewStreamTables.

@@ -3,7 +3,7 @@
  * response}, run through a real protogate against a real @grpc/grpc-js backend on 127.0.0.1:0 that records what
  * it received (decoded with protobufjs' protojson, independently of the gateway's codec).
  */
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { startRecordingBackend, type RecordingBackend, type ScriptedReply } from './helpers/recording-backend.ts';
@@ -237,85 +237,89 @@ const ROWS: Row[] = [
   },
 ];
 
-let backend: RecordingBackend;
-let gw: RunningGateway;
-const replies = new Map<string, ScriptedReply>();
 /** Key order differs between what a row writes and what protojson prints: compare canonically. */
 const canonical = (v: unknown): string => JSON.stringify(v, (_k, x) =>
   x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x);
 
-before(async () => {
-  backend = await startRecordingBackend({
-    includeDirs: [PROTO_DIR],
-    files: [path.join(PROTO_DIR, 'everything.proto')],
-    script: (_method, request) => replies.get(canonical(request)) ?? { response: {} },
-  });
-  gw = await startGateway({
-    protos: { includeDirs: [PROTO_DIR], files: ['test/protos/everything.proto'] },
-    backends: [{ name: 'everything', services: ['testpb.Everything'], endpoints: [backend.address] }],
-  });
-});
-after(async () => {
-  await gw?.close();
-  await backend?.close();
-});
+// The whole table runs over each upstream transport that carries transcoded calls: they must not differ in any row.
+for (const transport of ['h2', 'socket'] as const) describe(`transport ${transport}`, () => {
+  let backend: RecordingBackend;
+  let gw: RunningGateway;
+  const replies = new Map<string, ScriptedReply>();
 
-for (const row of ROWS) {
-  test(row.name, async () => {
-    if (row.upstream && row.reply) replies.set(canonical(row.upstream.message), row.reply);
-    const seen = backend.received.length;
-    const res = await fetch(gw.url + row.request.path, {
-      method: row.request.method,
-      headers: { ...(row.request.body !== undefined && !row.request.headers?.['content-type'] ? { 'content-type': 'application/json' } : {}), ...row.request.headers },
-      body: row.request.body as BodyInit | undefined,
+  before(async () => {
+    backend = await startRecordingBackend({
+      includeDirs: [PROTO_DIR],
+      files: [path.join(PROTO_DIR, 'everything.proto')],
+      script: (_method, request) => replies.get(canonical(request)) ?? { response: {} },
     });
-    const text = await res.text();
-    const fresh = backend.received.slice(seen);
-    if (row.upstream === null) {
-      assert.equal(fresh.length, 0, 'nothing may reach the backend');
-    } else {
-      assert.equal(fresh.length, 1);
-      const got = fresh[0]!;
-      assert.equal(got.method, `${SVC}/${row.upstream.method}`);
-      assert.deepEqual(got.request, row.upstream.message);
-      for (const [k, v] of Object.entries(row.upstream.metadata ?? {})) {
-        assert.deepEqual(got.metadata[k], [v], `metadata ${k}`);
-      }
-      if (row.upstream.metadata) {
-        for (const k of Object.keys(got.metadata)) {
-          assert.ok(!k.startsWith('grpc-metadata') && k !== 'cookie' && k !== 'grpc-status', `must not forward ${k}`);
+    gw = await startGateway({
+      protos: { includeDirs: [PROTO_DIR], files: ['test/protos/everything.proto'] },
+      backends: [{ name: 'everything', services: ['testpb.Everything'], endpoints: [backend.address], transport }],
+    });
+  });
+  after(async () => {
+    await gw?.close();
+    await backend?.close();
+  });
+
+  for (const row of ROWS) {
+    test(row.name, async () => {
+      if (row.upstream && row.reply) replies.set(canonical(row.upstream.message), row.reply);
+      const seen = backend.received.length;
+      const res = await fetch(gw.url + row.request.path, {
+        method: row.request.method,
+        headers: { ...(row.request.body !== undefined && !row.request.headers?.['content-type'] ? { 'content-type': 'application/json' } : {}), ...row.request.headers },
+        body: row.request.body as BodyInit | undefined,
+      });
+      const text = await res.text();
+      const fresh = backend.received.slice(seen);
+      if (row.upstream === null) {
+        assert.equal(fresh.length, 0, 'nothing may reach the backend');
+      } else {
+        assert.equal(fresh.length, 1);
+        const got = fresh[0]!;
+        assert.equal(got.method, `${SVC}/${row.upstream.method}`);
+        assert.deepEqual(got.request, row.upstream.message);
+        for (const [k, v] of Object.entries(row.upstream.metadata ?? {})) {
+          assert.deepEqual(got.metadata[k], [v], `metadata ${k}`);
+        }
+        if (row.upstream.metadata) {
+          for (const k of Object.keys(got.metadata)) {
+            assert.ok(!k.startsWith('grpc-metadata') && k !== 'cookie' && k !== 'grpc-status', `must not forward ${k}`);
+          }
         }
       }
-    }
-    assert.equal(res.status, row.http.status, `HTTP status; body: ${text}`);
-    if (row.http.json !== undefined) assert.deepEqual(JSON.parse(text), row.http.json);
-    if (row.http.text !== undefined) assert.equal(text, row.http.text);
-    if (row.http.messageMatch) {
-      const body = JSON.parse(text) as { code: number; message: string; details: unknown[] };
-      assert.match(body.message, row.http.messageMatch);
-      assert.ok(Array.isArray(body.details));
-    }
-    for (const [k, v] of Object.entries(row.http.headers ?? {})) {
-      const got = res.headers.get(k) ?? '';
-      if (v instanceof RegExp) assert.match(got, v, k);
-      else assert.equal(got, v, k);
-    }
-  });
-}
+      assert.equal(res.status, row.http.status, `HTTP status; body: ${text}`);
+      if (row.http.json !== undefined) assert.deepEqual(JSON.parse(text), row.http.json);
+      if (row.http.text !== undefined) assert.equal(text, row.http.text);
+      if (row.http.messageMatch) {
+        const body = JSON.parse(text) as { code: number; message: string; details: unknown[] };
+        assert.match(body.message, row.http.messageMatch);
+        assert.ok(Array.isArray(body.details));
+      }
+      for (const [k, v] of Object.entries(row.http.headers ?? {})) {
+        const got = res.headers.get(k) ?? '';
+        if (v instanceof RegExp) assert.match(got, v, k);
+        else assert.equal(got, v, k);
+      }
+    });
+  }
 
-test('refuses an integer literal that a JSON number would silently round (int64 beyond 2^53), and accepts it as a string', async () => {
-  const seen = backend.received.length;
-  const bad = await fetch(`${gw.url}/v1/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"int64Value": 9007199254740993}' });
-  assert.equal(bad.status, 400);
-  assert.match(((await bad.json()) as { message: string }).message, /"int64_value": a JSON number cannot carry this 64-bit integer exactly; send it as a string/);
-  assert.equal(backend.received.length, seen, 'nothing reached the backend');
-  // The same literal in a double field is ordinary JSON-number rounding, not an error.
-  replies.set(canonical({ doubleValue: 9007199254740992 }), { response: {} });
-  const dbl = await fetch(`${gw.url}/v1/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"doubleValue": 9007199254740993}' });
-  assert.equal(dbl.status, 200);
-  // Exactly representable long literals stay fine, and the string form carries any int64.
-  replies.set(canonical({ int64Value: '9007199254740992', uint64Value: '18446744073709551615' }), { response: { int64Value: '1' } });
-  const ok = await fetch(`${gw.url}/v1/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"int64Value": 9007199254740992, "uint64Value": "18446744073709551615"}' });
-  assert.equal(ok.status, 200);
-  assert.deepEqual(backend.received.at(-1)!.request, { int64Value: '9007199254740992', uint64Value: '18446744073709551615' });
+  test('refuses an integer literal that a JSON number would silently round (int64 beyond 2^53), and accepts it as a string', async () => {
+    const seen = backend.received.length;
+    const bad = await fetch(`${gw.url}/v1/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"int64Value": 9007199254740993}' });
+    assert.equal(bad.status, 400);
+    assert.match(((await bad.json()) as { message: string }).message, /"int64_value": a JSON number cannot carry this 64-bit integer exactly; send it as a string/);
+    assert.equal(backend.received.length, seen, 'nothing reached the backend');
+    // The same literal in a double field is ordinary JSON-number rounding, not an error.
+    replies.set(canonical({ doubleValue: 9007199254740992 }), { response: {} });
+    const dbl = await fetch(`${gw.url}/v1/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"doubleValue": 9007199254740993}' });
+    assert.equal(dbl.status, 200);
+    // Exactly representable long literals stay fine, and the string form carries any int64.
+    replies.set(canonical({ int64Value: '9007199254740992', uint64Value: '18446744073709551615' }), { response: { int64Value: '1' } });
+    const ok = await fetch(`${gw.url}/v1/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"int64Value": 9007199254740992, "uint64Value": "18446744073709551615"}' });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(backend.received.at(-1)!.request, { int64Value: '9007199254740992', uint64Value: '18446744073709551615' });
+  });
 });

@@ -16,9 +16,9 @@ import { StartupError } from '../src/errors/index.ts';
 const PROTO_DIR = path.resolve('test/protos');
 const protos = { includeDirs: [PROTO_DIR], files: ['test/protos/everything.proto'] };
 
-async function setup(t: { after(fn: () => Promise<void>): void }, script: Parameters<typeof startRecordingBackend>[0]['script']) {
+async function setup(t: { after(fn: () => Promise<void>): void }, script: Parameters<typeof startRecordingBackend>[0]['script'], transport: 'h2' | 'socket' = 'h2') {
   const backend: RecordingBackend = await startRecordingBackend({ includeDirs: [PROTO_DIR], files: [path.join(PROTO_DIR, 'everything.proto')], script });
-  const gw = await startGateway({ protos, backends: [{ name: 'everything', services: ['testpb.Everything'], endpoints: [backend.address] }] });
+  const gw = await startGateway({ protos, backends: [{ name: 'everything', services: ['testpb.Everything'], endpoints: [backend.address], transport }] });
   t.after(async () => {
     await gw.close();
     await backend.close();
@@ -26,59 +26,62 @@ async function setup(t: { after(fn: () => Promise<void>): void }, script: Parame
   return { backend, gw };
 }
 
-test('a client that disconnects cancels the unary gRPC call at the backend', async (t) => {
-  const { backend, gw } = await setup(t, () => ({ response: {}, delayMs: 3000 }));
-  const ac = new AbortController();
-  const pending = fetch(`${gw.url}/v1/shelves/s/books/b`, { signal: ac.signal }).catch(() => undefined);
-  await until(() => backend.received.length === 1, 'the call to reach the backend');
-  ac.abort();
-  await pending;
-  await until(() => backend.received[0]!.cancelled, 'the backend to see the cancellation');
-});
-
-test('a client that disconnects mid-stream cancels the server stream at the backend', async (t) => {
-  const { backend, gw } = await setup(t, () => ({ generate: { count: 1_000_000, item: (i) => ({ title: `t${i}` }) } }));
-  await new Promise<void>((resolve, reject) => {
-    const req = http.get(`${gw.url}/v1/shelves/s/books:stream`, (res) => {
-      res.once('data', () => {
-        req.destroy();
-        resolve();
-      });
-    });
-    req.on('error', () => undefined);
-    req.setTimeout(5000, () => reject(new Error('no data')));
+// Cancellation and backpressure are the transport's job: both transports that carry transcoded calls are held to them.
+for (const transport of ['h2', 'socket'] as const) {
+  test(`a client that disconnects cancels the unary gRPC call at the backend (${transport})`, async (t) => {
+    const { backend, gw } = await setup(t, () => ({ response: {}, delayMs: 3000 }), transport);
+    const ac = new AbortController();
+    const pending = fetch(`${gw.url}/v1/shelves/s/books/b`, { signal: ac.signal }).catch(() => undefined);
+    await until(() => backend.received.length === 1, 'the call to reach the backend');
+    ac.abort();
+    await pending;
+    await until(() => backend.received[0]!.cancelled, 'the backend to see the cancellation');
   });
-  await until(() => backend.received[0]?.cancelled === true, 'the backend to see the cancellation');
-  assert.ok(backend.received[0]!.written < 1_000_000);
-});
 
-test('a slow HTTP client throttles the gRPC stream: the backend stops writing while the client does not read', async (t) => {
-  const payload = 'x'.repeat(64 * 1024);
-  const count = 20_000; // 1.25 GiB if it were all buffered
-  const { backend, gw } = await setup(t, () => ({ generate: { count, item: () => ({ title: payload }) } }));
-  const req = http.get(`${gw.url}/v1/shelves/s/books:stream`);
-  const res = await new Promise<http.IncomingMessage>((resolve) => req.once('response', resolve));
-  res.pause();
-  await until(() => (backend.received[0]?.written ?? 0) > 0, 'the stream to start');
-  // Let every buffer between backend and client fill up, then check it stopped.
-  let last = -1;
-  for (let i = 0; i < 50; i++) {
-    await sleep(100);
-    const now = backend.received[0]!.written;
-    if (now === last) break;
-    last = now;
-  }
-  const stalled = backend.received[0]!.written;
-  await sleep(300);
-  assert.equal(backend.received[0]!.written, stalled, 'the backend is blocked while the client does not read');
-  // Socket buffers and HTTP/2 windows hold a few MiB at most: far fewer than the 20,000 messages on offer.
-  assert.ok(stalled < 400, `backend wrote ${stalled} messages of 64 KiB with a paused client`);
-  // Reading again lets the stream go on.
-  res.resume();
-  await until(() => backend.received[0]!.written > stalled + 100, 'the stream to resume');
-  req.destroy();
-  await until(() => backend.received[0]!.cancelled, 'the backend to see the cancellation');
-});
+  test(`a client that disconnects mid-stream cancels the server stream at the backend (${transport})`, async (t) => {
+    const { backend, gw } = await setup(t, () => ({ generate: { count: 1_000_000, item: (i) => ({ title: `t${i}` }) } }), transport);
+    await new Promise<void>((resolve, reject) => {
+      const req = http.get(`${gw.url}/v1/shelves/s/books:stream`, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', () => undefined);
+      req.setTimeout(5000, () => reject(new Error('no data')));
+    });
+    await until(() => backend.received[0]?.cancelled === true, 'the backend to see the cancellation');
+    assert.ok(backend.received[0]!.written < 1_000_000);
+  });
+
+  test(`a slow HTTP client throttles the gRPC stream: the backend stops writing while the client does not read (${transport})`, async (t) => {
+    const payload = 'x'.repeat(64 * 1024);
+    const count = 20_000; // 1.25 GiB if it were all buffered
+    const { backend, gw } = await setup(t, () => ({ generate: { count, item: () => ({ title: payload }) } }), transport);
+    const req = http.get(`${gw.url}/v1/shelves/s/books:stream`);
+    const res = await new Promise<http.IncomingMessage>((resolve) => req.once('response', resolve));
+    res.pause();
+    await until(() => (backend.received[0]?.written ?? 0) > 0, 'the stream to start');
+    // Let every buffer between backend and client fill up, then check it stopped.
+    let last = -1;
+    for (let i = 0; i < 50; i++) {
+      await sleep(100);
+      const now = backend.received[0]!.written;
+      if (now === last) break;
+      last = now;
+    }
+    const stalled = backend.received[0]!.written;
+    await sleep(300);
+    assert.equal(backend.received[0]!.written, stalled, 'the backend is blocked while the client does not read');
+    // Socket buffers and HTTP/2 windows hold a few MiB at most: far fewer than the 20,000 messages on offer.
+    assert.ok(stalled < 400, `backend wrote ${stalled} messages of 64 KiB with a paused client`);
+    // Reading again lets the stream go on.
+    res.resume();
+    await until(() => backend.received[0]!.written > stalled + 100, 'the stream to resume');
+    req.destroy();
+    await until(() => backend.received[0]!.cancelled, 'the backend to see the cancellation');
+  });
+}
 
 test('a service with HTTP rules that no backend serves stops startup, unless allowUnservedServices; then its routes answer 503', async (t) => {
   await assert.rejects(startGateway({ protos, backends: [] }), (err: unknown) => {

@@ -11,7 +11,8 @@ import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { Code, GatewayError } from '../src/errors/index.ts';
-import { Http2Pool } from '../src/upstream/http2-pool.ts';
+import { Http2Pool, type Http2PoolOptions } from '../src/upstream/http2-pool.ts';
+import { SocketPool } from '../src/upstream/socket-session.ts';
 import { BackendUpstream, drive, invokerFor, settings, startBackends } from './helpers/upstream-backend.ts';
 import { until } from './helpers/wait.ts';
 
@@ -51,9 +52,19 @@ async function startSilentServer(): Promise<SilentServer> {
   };
 }
 
-async function expectFastUnavailable(pool: Http2Pool, boundMs: number, message: RegExp): Promise<void> {
+/** Both session kinds share the pool and its connect contract: each test below runs on both. */
+type AnyPool = Http2Pool | SocketPool;
+const KINDS: Array<{ name: string; pool(endpoint: string, options: Http2PoolOptions): AnyPool }> = [
+  { name: 'node:http2', pool: (e, o) => new Http2Pool(e, o) },
+  { name: 'socket', pool: (e, o) => new SocketPool(e, o as object) },
+];
+const noHandlers = { onHeaders() {}, onData() {}, onError() {} };
+const open = (pool: AnyPool): Promise<unknown> =>
+  pool instanceof SocketPool ? pool.request(headers, { handlers: noHandlers }) : pool.request(headers);
+
+async function expectFastUnavailable(pool: AnyPool, boundMs: number, message: RegExp): Promise<void> {
   const started = Date.now();
-  await assert.rejects(pool.request(headers), (err: unknown) => {
+  await assert.rejects(open(pool), (err: unknown) => {
     assert.ok(err instanceof GatewayError);
     assert.equal(err.code, Code.UNAVAILABLE);
     assert.match(err.message, new RegExp(pool.endpoint.replaceAll('.', '\\.')));
@@ -69,54 +80,71 @@ async function expectFastUnavailable(pool: Http2Pool, boundMs: number, message: 
 }
 
 // The pool has no deadline of its own: a session stuck in `connecting` would hang these tests, hence the timeouts.
-test('a backend that accepts TCP but never speaks HTTP/2 fails the request after connectTimeoutMs', { timeout: 15_000 }, async (t) => {
-  const silent = await startSilentServer();
-  const pool = new Http2Pool(`127.0.0.1:${silent.port}`, { connectTimeoutMs: 500 });
-  t.after(async () => {
-    await pool.close();
-    await silent.close();
+for (const kind of KINDS) {
+  test(`a backend that accepts TCP but never speaks HTTP/2 fails the request after connectTimeoutMs (${kind.name})`, { timeout: 15_000 }, async (t) => {
+    const silent = await startSilentServer();
+    const pool = kind.pool(`127.0.0.1:${silent.port}`, { connectTimeoutMs: 500 });
+    t.after(async () => {
+      await pool.close();
+      await silent.close();
+    });
+    await expectFastUnavailable(pool, 500 + 1500, /timed out after 500 ms.*SETTINGS/);
+    assert.ok(silent.received[0]! > 0, 'the client preface was sent: the timer covered the wait for SETTINGS, not just TCP');
   });
-  await expectFastUnavailable(pool, 500 + 1500, /timed out after 500 ms.*SETTINGS/);
-  assert.ok(silent.received[0]! > 0, 'the client preface was sent: the timer covered the wait for SETTINGS, not just TCP');
-});
 
-test('a TLS backend that accepts TCP but never answers the handshake fails the request after connectTimeoutMs', { timeout: 15_000 }, async (t) => {
-  const silent = await startSilentServer();
-  const pool = new Http2Pool(`127.0.0.1:${silent.port}`, { connectTimeoutMs: 500, tls: caTls });
-  t.after(async () => {
-    await pool.close();
-    await silent.close();
+  test(`a TLS backend that accepts TCP but never answers the handshake fails the request after connectTimeoutMs (${kind.name})`, { timeout: 15_000 }, async (t) => {
+    const silent = await startSilentServer();
+    const pool = kind.pool(`127.0.0.1:${silent.port}`, { connectTimeoutMs: 500, tls: caTls });
+    t.after(async () => {
+      await pool.close();
+      await silent.close();
+    });
+    await expectFastUnavailable(pool, 500 + 1500, /timed out after 500 ms.*TLS handshake/);
+    assert.ok(silent.received[0]! > 0, 'the ClientHello was sent');
   });
-  await expectFastUnavailable(pool, 500 + 1500, /timed out after 500 ms.*TLS handshake/);
-  assert.ok(silent.received[0]! > 0, 'the ClientHello was sent');
-});
 
-test('a TLS backend that hangs up right after the handshake fails the request at once, long before connectTimeoutMs', { timeout: 15_000 }, async (t) => {
+  test(`a TLS backend that hangs up right after the handshake fails the request at once, long before connectTimeoutMs (${kind.name})`, { timeout: 15_000 }, async (t) => {
+    const server = tls.createServer({
+      key: fs.readFileSync(path.join(FIX, 'passthrough-key.pem')),
+      cert: fs.readFileSync(path.join(FIX, 'passthrough-cert.pem')),
+      ALPNProtocols: ['h2'],
+    }, (socket) => socket.end());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const pool = kind.pool(`127.0.0.1:${(server.address() as net.AddressInfo).port}`, { connectTimeoutMs: 10_000, tls: caTls });
+    t.after(async () => {
+      await pool.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    await expectFastUnavailable(pool, 3_000, /closed .*before .*SETTINGS/);
+  });
+
+  test(`closing the pool while a session is still connecting to a silent backend does not wait for the backend (${kind.name})`, { timeout: 15_000 }, async (t) => {
+    const silent = await startSilentServer();
+    t.after(() => silent.close());
+    const pool = kind.pool(`127.0.0.1:${silent.port}`, { connectTimeoutMs: 60_000 });
+    const queued = assert.rejects(open(pool), (err: unknown) => err instanceof GatewayError && err.code === Code.UNAVAILABLE);
+    await until(() => silent.received.length === 1 && silent.received[0]! > 0, 'the connection to reach the backend');
+    const started = Date.now();
+    await pool.close();
+    assert.ok(Date.now() - started < 2_000, `close took ${Date.now() - started} ms`);
+    await queued;
+    assert.deepEqual(pool.stats().sessions, []);
+  });
+}
+
+test('socket pool: a TLS backend that does not agree to h2 in ALPN fails the request at once, saying so', { timeout: 15_000 }, async (t) => {
+  // No ALPNProtocols: the server completes the handshake without selecting a protocol, as an HTTP/1 server would.
   const server = tls.createServer({
     key: fs.readFileSync(path.join(FIX, 'passthrough-key.pem')),
     cert: fs.readFileSync(path.join(FIX, 'passthrough-cert.pem')),
-    ALPNProtocols: ['h2'],
-  }, (socket) => socket.end());
+  }, (socket) => socket.on('error', () => {}));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const pool = new Http2Pool(`127.0.0.1:${(server.address() as net.AddressInfo).port}`, { connectTimeoutMs: 10_000, tls: caTls });
+  const pool = new SocketPool(`127.0.0.1:${(server.address() as net.AddressInfo).port}`, { connectTimeoutMs: 10_000, tls: caTls });
   t.after(async () => {
     await pool.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
-  await expectFastUnavailable(pool, 3_000, /closed .*before .*SETTINGS/);
-});
-
-test('closing the pool while a session is still connecting to a silent backend does not wait for the backend', { timeout: 15_000 }, async (t) => {
-  const silent = await startSilentServer();
-  t.after(() => silent.close());
-  const pool = new Http2Pool(`127.0.0.1:${silent.port}`, { connectTimeoutMs: 60_000 });
-  const queued = assert.rejects(pool.request(headers), (err: unknown) => err instanceof GatewayError && err.code === Code.UNAVAILABLE);
-  await until(() => silent.received.length === 1 && silent.received[0]! > 0, 'the connection to reach the backend');
-  const started = Date.now();
-  await pool.close();
-  assert.ok(Date.now() - started < 2_000, `close took ${Date.now() - started} ms`);
-  await queued;
-  assert.deepEqual(pool.stats().sessions, []);
+  await expectFastUnavailable(pool, 3_000, /did not agree to HTTP\/2 in the TLS handshake \(ALPN: none\)/);
 });
 
 // grpc-js reports no structured "never sent" signal, so the invoker matches its text (see grpc-invoker.ts): this

@@ -6,6 +6,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Code, GatewayError } from '../src/errors/index.ts';
 import { Http2Pool } from '../src/upstream/http2-pool.ts';
+import { SocketPool } from '../src/upstream/socket-session.ts';
 import { startGateway } from './helpers/gateway.ts';
 import { serviceDefinition, rawClient, methodPath } from './helpers/passthrough-backend.ts';
 
@@ -60,31 +61,34 @@ async function startMtlsServer(t: { after(fn: () => void): void }, seen: string[
 // With TLS 1.3 the client finishes its handshake before the server has looked at the (missing) client certificate:
 // the rejection arrives afterwards as an alert, when Node's http2 already has the socket.
 // The pool itself has no deadline: without the fix this request would wait forever.
-test('a backend that rejects the missing client certificate after the TLS 1.3 handshake: the pool fails fast and backs off', { timeout: 15_000 }, async (t) => {
-  const port = await startMtlsServer(t);
-  const connectTimeoutMs = 2000;
-  const pool = new Http2Pool(`127.0.0.1:${port}`, {
-    tls: { ca: fs.readFileSync(path.join(FIX, 'passthrough-cert.pem')), serverName: 'localhost' },
-    connectTimeoutMs,
+for (const kind of ['node:http2', 'socket'] as const) {
+  test(`a backend that rejects the missing client certificate after the TLS 1.3 handshake: the pool fails fast and backs off (${kind})`, { timeout: 15_000 }, async (t) => {
+    const port = await startMtlsServer(t);
+    const connectTimeoutMs = 2000;
+    const options = {
+      tls: { ca: fs.readFileSync(path.join(FIX, 'passthrough-cert.pem')), serverName: 'localhost' },
+      connectTimeoutMs,
+    };
+    const pool = kind === 'socket' ? new SocketPool(`127.0.0.1:${port}`, options) : new Http2Pool(`127.0.0.1:${port}`, options);
+    t.after(() => pool.close());
+    const started = Date.now();
+    const headers = { ':method': 'POST', ':path': methodPath('Unary'), 'content-type': 'application/grpc', te: 'trailers' };
+    await assert.rejects(pool instanceof SocketPool ? pool.request(headers, { handlers: { onHeaders() {}, onData() {}, onError() {} } }) : pool.request(headers), (err: unknown) => {
+      assert.ok(err instanceof GatewayError);
+      assert.equal(err.code, Code.UNAVAILABLE);
+      assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+      assert.match(err.message, /TLS: .*rejected.*certificate/);
+      return true;
+    });
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < connectTimeoutMs + 1500, `failed after ${elapsed} ms`);
+    const stats = pool.stats();
+    assert.deepEqual(stats.sessions, [], 'no session left behind in connecting');
+    assert.equal(stats.queued, 0);
+    assert.equal(stats.connectFailures, 1);
+    assert.equal(stats.connectivity, 'transient_failure', 'the reconnect waits for the backoff');
   });
-  t.after(() => pool.close());
-  const started = Date.now();
-  const headers = { ':method': 'POST', ':path': methodPath('Unary'), 'content-type': 'application/grpc', te: 'trailers' };
-  await assert.rejects(pool.request(headers), (err: unknown) => {
-    assert.ok(err instanceof GatewayError);
-    assert.equal(err.code, Code.UNAVAILABLE);
-    assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
-    assert.match(err.message, /TLS: .*rejected.*certificate/);
-    return true;
-  });
-  const elapsed = Date.now() - started;
-  assert.ok(elapsed < connectTimeoutMs + 1500, `failed after ${elapsed} ms`);
-  const stats = pool.stats();
-  assert.deepEqual(stats.sessions, [], 'no session left behind in connecting');
-  assert.equal(stats.queued, 0);
-  assert.equal(stats.connectFailures, 1);
-  assert.equal(stats.connectivity, 'transient_failure', 'the reconnect waits for the backoff');
-});
+}
 
 test('a backend that rejects the missing client certificate: both ports answer UNAVAILABLE naming the backend, not at the deadline', { timeout: 60_000 }, async (t) => {
   const port = await startMtlsServer(t);

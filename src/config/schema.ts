@@ -64,8 +64,12 @@ export const backendSchema = z.strictObject({
   default: z.boolean().default(false),
   /** Per-call endpoint choice; the same picker serves REST and passthrough calls. */
   policy: z.enum(['round_robin', 'weighted_random', 'least_request', 'pick_first']).default('round_robin'),
-  /** How transcoded calls reach the backend: pooled node:http2 sessions ('h2', measured faster) or @grpc/grpc-js channels. */
-  transport: z.enum(['h2', 'grpc-js']).default('h2'),
+  /**
+   * How transcoded calls reach the backend: protogate's own HTTP/2 connections ('socket': no node:http2 on the call
+   * path, a steadier p99, see README), pooled node:http2 sessions ('h2'), or @grpc/grpc-js channels. The gRPC port
+   * always uses node:http2.
+   */
+  transport: z.enum(['h2', 'socket', 'grpc-js']).default('socket'),
   /** dns:/// endpoints are re-resolved this often (and after a connection failure). */
   resolveIntervalMs: positiveMs.default(30_000),
   /** DNS servers ("ip" or "ip:port") for dns:/// endpoints; default: the system resolver. */

@@ -15,6 +15,7 @@ import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from 
 import http2 from 'node:http2';
 import { Code, GatewayError } from '../errors/index.ts';
 import { Http2Pool } from './http2-pool.ts';
+import { SocketPool } from './socket-session.ts';
 import type { CancelToken, Http2PoolOptions, Http2UpstreamTls } from './http2-pool.ts';
 import { UpstreamEndpoint } from './endpoint.ts';
 import type { HealthCheckSettings, OutlierSettings } from './endpoint.ts';
@@ -37,6 +38,8 @@ export interface UpstreamSettings {
   maxTransparentRetries?: number;
   /** How long a removed endpoint's open streams may run before its pool is closed. Default 30000 ms. */
   drainGraceMs?: number;
+  /** Transcoded calls and health probes get their own SocketPool per endpoint (`transport: 'socket'`). */
+  socketCalls?: boolean;
 }
 
 /** The subset of Metrics the balancer reports to. */
@@ -54,6 +57,8 @@ export interface UpstreamLogger {
 /** Creates the connection pool for an address: the only way the balancer gets connections. */
 export interface UpstreamHelper {
   createPool(address: string, onStateChange: () => void): Http2Pool;
+  /** The pool for transcoded calls when `socketCalls` is set. */
+  createSocketPool?(address: string, onStateChange: () => void): SocketPool;
 }
 
 export interface OpenedStream {
@@ -96,6 +101,8 @@ export class BackendUpstream {
     this.#helper = deps.helper ?? {
       createPool: (address, onStateChange) =>
         new Http2Pool(address, { ...settings.pool, tls: settings.tls, onStateChange: () => onStateChange() }),
+      createSocketPool: (address, onStateChange) =>
+        new SocketPool(address, { ...settings.pool, tls: settings.tls, onStateChange: () => onStateChange() }),
     };
     this.#resolver = new EndpointResolver(settings.endpoints, {
       resolveIntervalMs: settings.resolveIntervalMs,
@@ -157,7 +164,7 @@ export class BackendUpstream {
   unavailable(lastError?: string): GatewayError {
     const all = [...this.#endpoints.values()];
     if (all.length === 0) return new GatewayError(Code.UNAVAILABLE, `backend "${this.name}" has no endpoints`);
-    const down = all.filter((e) => e.pool.connectivity === 'transient_failure').length;
+    const down = all.filter((e) => e.connectivity === 'transient_failure').length;
     const sick = all.filter((e) => e.health === 'not_serving').length;
     const ejected = all.filter((e) => e.ejected).length;
     const parts = [down && `${down} unreachable`, sick && `${sick} not serving`, ejected && `${ejected} ejected`].filter(Boolean);
@@ -211,7 +218,7 @@ export class BackendUpstream {
     this.#resolver.close();
     const closing = [...this.#endpoints.values()].map((e) => {
       e.close();
-      return e.pool.close({ graceMs });
+      return e.closePools(graceMs);
     });
     this.#endpoints.clear();
     this.#picker = buildPicker(this.policy, []);
@@ -250,7 +257,7 @@ export class BackendUpstream {
       this.#endpoints.delete(address);
       ep.close();
       this.#observer?.removeUpstreamEndpoint(this.name, address);
-      const drained = ep.pool.close({ graceMs: this.settings.drainGraceMs ?? 30_000 });
+      const drained = ep.closePools(this.settings.drainGraceMs ?? 30_000);
       this.#draining.add(drained);
       void drained.then(() => this.#draining.delete(drained));
     }
@@ -261,10 +268,16 @@ export class BackendUpstream {
         continue;
       }
       let ep: UpstreamEndpoint | undefined;
-      const pool = this.#helper.createPool(a.address, () => {
+      const onStateChange = (): void => {
         if (ep && this.#endpoints.get(a.address) === ep) this.#onEndpointChange(ep);
-      });
-      ep = new UpstreamEndpoint(a.address, a.weight, pool, () => this.#rebuild());
+      };
+      const pool = this.#helper.createPool(a.address, onStateChange);
+      let callPool: SocketPool | undefined;
+      if (this.settings.socketCalls) {
+        if (!this.#helper.createSocketPool) throw new Error(`backend "${this.name}": socketCalls needs a helper with createSocketPool`);
+        callPool = this.#helper.createSocketPool(a.address, onStateChange);
+      }
+      ep = new UpstreamEndpoint(a.address, a.weight, pool, () => this.#rebuild(), callPool);
       this.#endpoints.set(a.address, ep);
       ep.startHealthChecks(this.settings.healthCheck, this.scheme);
     }
@@ -274,8 +287,8 @@ export class BackendUpstream {
 
   #onEndpointChange(ep: UpstreamEndpoint): void {
     ep.noteConnectivity();
-    this.#observer?.setUpstreamConnections(this.name, ep.address, ep.pool.sessionCount);
-    if (ep.pool.connectivity === 'transient_failure') void this.#resolver.resolveNow();
+    this.#observer?.setUpstreamConnections(this.name, ep.address, ep.sessionCount);
+    if (ep.connectivity === 'transient_failure') void this.#resolver.resolveNow();
     this.#rebuild();
   }
 

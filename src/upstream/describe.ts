@@ -15,10 +15,10 @@ export function describeBackends(upstreams: ReadonlyMap<string, BackendUpstream>
 export async function probeBackends(upstreams: ReadonlyMap<string, BackendUpstream>, timeoutMs: number): Promise<void> {
   const all = [...upstreams.values()];
   await Promise.all(all.map((u) => u.start()));
-  for (const u of all) for (const e of u.endpoints()) e.pool.connect();
+  for (const u of all) for (const e of u.endpoints()) e.callPool.connect();
   const deadline = Date.now() + timeoutMs;
   const settled = (): boolean => all.every((u) => u.endpoints().every((e) => {
-    const c = e.pool.connectivity;
+    const c = e.connectivity;
     const connected = c === 'ready' || c === 'transient_failure';
     return connected && (!u.settings.healthCheck.enabled || e.health !== 'unknown');
   }));

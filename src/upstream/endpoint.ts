@@ -16,7 +16,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { Code } from '../errors/index.ts';
 import { CallError, h2Unary } from './h2-grpc-client.ts';
-import type { Http2Pool } from './http2-pool.ts';
+import type { CallPool } from './h2-grpc-client.ts';
+import type { Http2Pool, PoolConnectivity } from './http2-pool.ts';
 import type { Pickable } from './picker.ts';
 
 export interface HealthCheckSettings {
@@ -46,7 +47,10 @@ export function isEndpointFailure(code: number): boolean {
 
 export class UpstreamEndpoint implements Pickable {
   readonly address: string;
+  /** node:http2 sessions: passthrough streams, and transcoded calls unless the backend has its own `callPool`. */
   readonly pool: Http2Pool;
+  /** Where transcoded calls and health probes go: `pool`, or a SocketPool for `transport: 'socket'`. */
+  readonly callPool: CallPool;
   weight: number;
   outstanding = 0;
   /** Calls started here since creation (for `protogate backends` and tests). */
@@ -65,17 +69,39 @@ export class UpstreamEndpoint implements Pickable {
   /** A grpc-js channel to this address, created on first use by the invoker when transport is 'grpc-js'. */
   grpcClient: grpc.Client | undefined;
 
-  constructor(address: string, weight: number, pool: Http2Pool, onChange: () => void) {
+  constructor(address: string, weight: number, pool: Http2Pool, onChange: () => void, callPool: CallPool = pool) {
     this.address = address;
     this.weight = weight;
     this.pool = pool;
+    this.callPool = callPool;
     this.#onChange = onChange;
+  }
+
+  /** Both pools' view of the address together: one that works is enough to call it reachable. */
+  get connectivity(): PoolConnectivity {
+    const a = this.pool.connectivity;
+    if (this.callPool === this.pool) return a;
+    const b = this.callPool.connectivity;
+    if (a === 'ready' || b === 'ready') return 'ready';
+    if (a === 'transient_failure' || b === 'transient_failure') return 'transient_failure';
+    return a === 'connecting' || b === 'connecting' ? 'connecting' : 'idle';
+  }
+
+  /** Connections open to the address, both pools. */
+  get sessionCount(): number {
+    return this.pool.sessionCount + (this.callPool === this.pool ? 0 : this.callPool.sessionCount);
   }
 
   get eligible(): boolean {
     if (this.#health === 'not_serving' || this.#ejectedUntil > 0) return false;
-    const c = this.pool.connectivity;
-    return c === 'ready' || (c !== 'transient_failure' && this.pool.connectFailures === 0);
+    const c = this.connectivity;
+    return c === 'ready' || (c !== 'transient_failure' && Math.max(this.pool.connectFailures, this.callPool.connectFailures) === 0);
+  }
+
+  /** Closes both pools (open streams get `graceMs` to finish). */
+  closePools(graceMs: number): Promise<void> {
+    const a = this.pool.close({ graceMs });
+    return this.callPool === this.pool ? a : Promise.all([a, this.callPool.close({ graceMs })]).then(() => undefined);
   }
 
   get health(): HealthState {
@@ -90,7 +116,7 @@ export class UpstreamEndpoint implements Pickable {
     return {
       address: this.address,
       weight: this.weight,
-      connectivity: this.pool.connectivity,
+      connectivity: this.connectivity,
       health: this.#health + (this.#healthDetail ? ` (${this.#healthDetail})` : ''),
       ejected: this.ejected,
       eligible: this.eligible,
@@ -117,7 +143,7 @@ export class UpstreamEndpoint implements Pickable {
    * process, so an ejection (earned by the calls that died with the old one) ends now.
    */
   noteConnectivity(): void {
-    const c = this.pool.connectivity;
+    const c = this.connectivity;
     if (c === 'transient_failure') this.#sawOutage = true;
     else if (c === 'ready' && this.#sawOutage) {
       this.#sawOutage = false;
@@ -148,7 +174,7 @@ export class UpstreamEndpoint implements Pickable {
     if (!settings.enabled || this.#probeTimer) return;
     const request = encodeHealthCheckRequest(settings.service);
     const probe = (): void => {
-      h2Unary(this.pool, '/grpc.health.v1.Health/Check', request, {
+      h2Unary(this.callPool, '/grpc.health.v1.Health/Check', request, {
         metadata: new grpc.Metadata(),
         deadline: Date.now() + settings.timeoutMs,
         maxReceiveMessageBytes: 4096,

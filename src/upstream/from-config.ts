@@ -26,6 +26,7 @@ export function upstreamSettings(b: BackendConfig): UpstreamSettings {
     },
     healthCheck: b.healthCheck,
     outlierDetection: b.outlierDetection,
+    socketCalls: b.transport === 'socket',
   };
 }
 

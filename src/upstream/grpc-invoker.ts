@@ -4,9 +4,11 @@
  * startup, never via reflection here.
  *
  * Every call picks its endpoint from the backend's balancer (the same picker the passthrough uses), and reports
- * its outcome back (outstanding count for least_request, passive ejection). Two transports:
- *  - 'h2'      the lean client of h2-grpc-client.ts on the endpoint's pooled node:http2 sessions (default: it
- *              measured faster, see bench/upstream.ts) with transparent retry of calls that never reached a backend;
+ * its outcome back (outstanding count for least_request, passive ejection). Three transports:
+ *  - 'socket'  (default) the lean client of h2-grpc-client.ts on protogate's own HTTP/2 connections
+ *              (socket-session.ts), the endpoint's callPool: no node:http2 on the call path, and with it none of
+ *              the old-space garbage that sets its p99; transparent retry of calls that never reached a backend;
+ *  - 'h2'      the same client on the endpoint's pooled node:http2 sessions (the passthrough's pool);
  *  - 'grpc-js' one @grpc/grpc-js channel per endpoint; a call failing UNAVAILABLE before any response header is
  *              retried on another endpoint only for connection failures grpc-js reports before sending.
  */
@@ -29,7 +31,7 @@ export interface CallOptions {
 }
 
 export interface InvokerOptions {
-  transport: 'h2' | 'grpc-js';
+  transport: 'h2' | 'socket' | 'grpc-js';
   maxReceiveMessageBytes: number;
   maxSendMessageBytes: number;
   /** Extra grpc-js channel options (transport 'grpc-js'). */
@@ -86,7 +88,7 @@ export class GrpcInvoker {
     return r;
   }
 
-  get transport(): 'h2' | 'grpc-js' {
+  get transport(): 'h2' | 'socket' | 'grpc-js' {
     return this.#options.transport;
   }
 
@@ -108,8 +110,8 @@ export class GrpcInvoker {
       tried.add(ep);
       up.begin(ep);
       try {
-        const result = this.#options.transport === 'h2'
-          ? await h2Unary(ep.pool, path, request, this.#h2Options(options), signal)
+        const result = this.#options.transport !== 'grpc-js'
+          ? await h2Unary(ep.callPool, path, request, this.#h2Options(options), signal)
           : await this.#grpcJsUnary(ep, path, request, options, signal);
         up.end(ep, Code.OK);
         return result;
@@ -155,7 +157,7 @@ export class GrpcInvoker {
       }
       tried.add(ep);
       up.begin(ep);
-      return { pool: ep.pool, done: (err) => up.end(ep, err?.code ?? Code.OK, err?.retryable === true) };
+      return { pool: ep.callPool, done: (err) => up.end(ep, err?.code ?? Code.OK, err?.retryable === true) };
     }, path, request, this.#h2Options(options));
   }
 

@@ -16,6 +16,11 @@ import type { ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from
 import * as grpc from '@grpc/grpc-js';
 import { Code, GatewayError } from '../errors/index.ts';
 import { abortToken, cancelToken, type CancelToken, type Http2Pool } from './http2-pool.ts';
+import { ErrorCode, type H2Stream, type H2StreamError, type StreamHandlers } from './h2/connection.ts';
+import { SocketPool } from './socket-session.ts';
+
+/** Either kind of pool: node:http2 sessions, or protogate's own connections (`transport: 'socket'`). */
+export type CallPool = Http2Pool | SocketPool;
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -166,7 +171,33 @@ function headersToMetadata(headers: IncomingHttpHeaders, skip: readonly string[]
   return md;
 }
 
-function requestHeaders(pool: Http2Pool, path: string, options: H2CallOptions): OutgoingHttpHeaders {
+/**
+ * A header block as h2/connection.ts delivers it ([name, value, ...]) -> Metadata, the way grpc-js's
+ * fromHttp2Headers() reads one: `-bin` values are base64 (several may be comma-joined), a key grpc-js would not
+ * accept is left out rather than failing the call.
+ */
+function fieldsToMetadata(fields: readonly string[], skip: readonly string[]): grpc.Metadata {
+  const md = new grpc.Metadata();
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i]!;
+    if (name.charCodeAt(0) === 0x3a || skip.includes(name)) continue;
+    const value = fields[i + 1]!;
+    try {
+      if (name.endsWith('-bin')) for (const part of value.split(',')) md.add(name, Buffer.from(part.trim(), 'base64'));
+      else md.add(name, value);
+    } catch {
+      // grpc-js logs and drops such a key too
+    }
+  }
+  return md;
+}
+
+function field(fields: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
+function requestHeaders(pool: { endpoint: string }, path: string, options: H2CallOptions): OutgoingHttpHeaders {
   // Our fixed headers first, then the metadata copied key by key where it does not collide with them (ours win, as
   // gRPC owns these). Not `{ ...metadata.toHttp2Headers(), ... }`: V8 takes a slow path for that spread, ~13 µs
   // per call (measured), 2-3 % of a transcoded call's CPU.
@@ -194,10 +225,18 @@ interface CallSink {
 
 /**
  * One call on one endpoint: opens the stream, sends the single request message, decodes the response, and reports
- * exactly once through `onMessage` / `onHeaders` / `onEnd`. Shared by unary and server streaming.
+ * exactly once through the sink's `headers` / `message` / `end`. Shared by unary and server streaming, and by both
+ * kinds of pool: on a node:http2 stream it listens to the stream's events; on an H2Stream (SocketPool) the
+ * connection calls its StreamHandlers methods, and pause() holds DATA back from the window instead of the socket.
  */
-class H2Call {
+class H2Call implements StreamHandlers {
   stream: ClientHttp2Stream | undefined;
+  #h2: H2Stream | undefined;
+  /** H2Stream only: DATA that arrived while paused, delivered (and its window given back) on resume. */
+  #held: Buffer[] = [];
+  #paused = false;
+  #remoteEnded = false;
+  #gotHeaders = false;
   #decoder: FrameDecoder;
   #headers: grpc.Metadata | undefined;
   #status: { code: number; details: string; trailers: grpc.Metadata } | undefined;
@@ -212,7 +251,7 @@ class H2Call {
     this.#sink = sink;
   }
 
-  start(pool: Http2Pool, path: string, request: Buffer, options: H2CallOptions): void {
+  start(pool: CallPool, path: string, request: Buffer, options: H2CallOptions): void {
     this.#endpoint = pool.endpoint;
     if (request.length > options.maxSendMessageBytes) {
       this.#finish(new CallError(Code.RESOURCE_EXHAUSTED, `request message of ${request.length} bytes exceeds the limit of ${options.maxSendMessageBytes} bytes`));
@@ -224,15 +263,18 @@ class H2Call {
       // grpc-js's wording: the REST layer recognises a deadline enforced by the client side by it.
       this.#timer = setTimeout(() => this.cancel(Code.DEADLINE_EXCEEDED, `Deadline exceeded after ${left} ms`), left);
     }
-    pool.request(requestHeaders(pool, path, options), { cancel: this.#abort }).then(
-      (stream) => this.#attach(stream, request),
-      (err: unknown) => {
-        if (this.#ended) return;
-        const ge = err instanceof GatewayError ? err : undefined;
-        // No stream was ever opened: the backend cannot have seen the request.
-        this.#finish(new CallError(ge?.code ?? Code.UNAVAILABLE, ge?.message ?? String(err), undefined, ge?.code === Code.UNAVAILABLE));
-      },
-    );
+    const noStream = (err: unknown): void => {
+      if (this.#ended) return;
+      const ge = err instanceof GatewayError ? err : undefined;
+      // No stream was ever opened: the backend cannot have seen the request.
+      this.#finish(new CallError(ge?.code ?? Code.UNAVAILABLE, ge?.message ?? String(err), undefined, ge?.code === Code.UNAVAILABLE));
+    };
+    const headers = requestHeaders(pool, path, options);
+    if (pool instanceof SocketPool) {
+      pool.request(headers, { handlers: this, cancel: this.#abort }).then((stream) => this.#attachSocket(stream, request), noStream);
+    } else {
+      pool.request(headers, { cancel: this.#abort }).then((stream) => this.#attach(stream, request), noStream);
+    }
   }
 
   cancel(code: number = Code.CANCELLED, details = 'cancelled'): void {
@@ -240,11 +282,89 @@ class H2Call {
     abortToken(this.#abort);
     // close(CANCEL) sends RST_STREAM: the backend sees the call cancelled.
     if (this.stream && !this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
+    this.#h2?.reset(ErrorCode.CANCEL);
     this.#finish(new CallError(code, details));
   }
 
-  pause(): void { this.stream?.pause(); }
-  resume(): void { this.stream?.resume(); }
+  pause(): void {
+    this.#paused = true;
+    this.stream?.pause();
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.stream?.resume();
+    // What arrived while paused goes out now, in order, until the consumer pauses again.
+    while (this.#held.length > 0 && !this.#paused && !this.#ended) this.#deliver(this.#held.shift()!);
+    if (this.#held.length === 0 && this.#remoteEnded) this.#settle(NGHTTP2_NO_ERROR, false);
+  }
+
+  #attachSocket(stream: H2Stream, request: Buffer): void {
+    if (this.#ended) {
+      stream.reset(ErrorCode.CANCEL);
+      return;
+    }
+    this.#h2 = stream;
+    stream.write(encodeFrame(request), true);
+  }
+
+  /** StreamHandlers: a header block on the H2Stream (response headers, then trailers with endStream). */
+  onHeaders(fields: string[], endStream: boolean): void {
+    if (this.#ended) return;
+    if (this.#gotHeaders) this.#statusFromFields(fields);
+    else {
+      this.#gotHeaders = true;
+      const status = Number(field(fields, ':status'));
+      if (status !== 200) {
+        const message = field(fields, 'grpc-message');
+        this.#status = { code: codeFromHttpStatus(status), details: message ? decodeGrpcMessage(message) : `backend answered HTTP ${status} instead of gRPC`, trailers: new grpc.Metadata() };
+      } else if (endStream || field(fields, 'grpc-status') !== undefined) {
+        this.#statusFromFields(fields); // Trailers-Only
+      } else {
+        this.#headers = fieldsToMetadata(fields, RESPONSE_HEADERS_NOT_METADATA);
+        this.#sink.headers(this.#headers);
+      }
+    }
+    if (endStream) this.#remoteEnd();
+  }
+
+  /** StreamHandlers: one DATA frame's payload. */
+  onData(chunk: Buffer, endStream: boolean): void {
+    if (this.#ended) return;
+    if (this.#paused) this.#held.push(chunk);
+    else this.#deliver(chunk);
+    if (endStream) this.#remoteEnd();
+  }
+
+  /** StreamHandlers: the stream ended without trailers (reset by the backend, or the connection went). */
+  onError(err: H2StreamError): void {
+    if (this.#ended) return;
+    if (err.unprocessed) this.#settle(ErrorCode.REFUSED_STREAM, false);
+    else if (err.connection) this.#settle(NGHTTP2_NO_ERROR, true);
+    else if (err.code === ErrorCode.PROTOCOL_ERROR || err.code === ErrorCode.FLOW_CONTROL_ERROR) {
+      // Our own verdict on what the backend sent (headers over the limit, DATA before headers, window overrun).
+      this.#finish(new CallError(Code.INTERNAL, `${this.#endpoint}: ${err.message}`));
+    } else this.#settle(err.code, false);
+  }
+
+  #deliver(chunk: Buffer): void {
+    const n = chunk.length;
+    this.#onData(chunk);
+    // The window goes back once the messages in it are handed over: a paused consumer holds the backend.
+    if (!this.#ended) this.#h2?.consumed(n);
+  }
+
+  #remoteEnd(): void {
+    this.#remoteEnded = true;
+    if (this.#held.length === 0) this.#settle(NGHTTP2_NO_ERROR, false);
+  }
+
+  #statusFromFields(fields: readonly string[]): void {
+    const raw = field(fields, 'grpc-status');
+    const code = raw === undefined ? Code.UNKNOWN : Number(raw);
+    const details = raw === undefined ? 'backend sent no grpc-status' : decodeGrpcMessage(field(fields, 'grpc-message'));
+    this.#status = { code: Number.isInteger(code) ? code : Code.UNKNOWN, details, trailers: fieldsToMetadata(fields, TRAILERS_NOT_METADATA) };
+  }
 
   #attach(stream: ClientHttp2Stream, request: Buffer): void {
     if (this.#ended) {
@@ -256,7 +376,10 @@ class H2Call {
     stream.on('response', (headers, flags) => this.#onResponse(headers, flags));
     stream.on('trailers', (trailers) => this.#onStatusHeaders(trailers));
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
-    stream.on('close', () => this.#onClose(stream));
+    // Captured now: node:http2 clears stream.session when it destroys the stream, which would make every reset look
+    // like a lost connection.
+    const session = stream.session;
+    stream.on('close', () => this.#onClose(stream, session));
     stream.end(encodeFrame(request));
   }
 
@@ -290,13 +413,19 @@ class H2Call {
       messages = this.#decoder.push(chunk);
     } catch (err) {
       this.stream?.close(NGHTTP2_CANCEL);
+      this.#h2?.reset(ErrorCode.CANCEL);
       this.#finish(err as CallError);
       return;
     }
     for (const m of messages) this.#sink.message(m);
   }
 
-  #onClose(stream: ClientHttp2Stream): void {
+  #onClose(stream: ClientHttp2Stream, session: ClientHttp2Stream['session']): void {
+    this.#settle(stream.rstCode ?? NGHTTP2_NO_ERROR, session === undefined || session.destroyed);
+  }
+
+  /** The stream is over: its status if one came, else what its reset code (or the lost connection) says. */
+  #settle(rst: number, lost: boolean): void {
     if (this.#ended) return;
     const status = this.#status;
     if (status) {
@@ -306,17 +435,17 @@ class H2Call {
       const err = status.code === Code.OK ? undefined : new CallError(status.code, status.details, status.trailers);
       return this.#finish(err, status.trailers);
     }
-    const rst = stream.rstCode ?? NGHTTP2_NO_ERROR;
     if (rst === NGHTTP2_REFUSED_STREAM) {
       // Refused streams (also those above a GOAWAY's last stream id) were not processed: retry elsewhere is safe.
       return this.#finish(new CallError(Code.UNAVAILABLE, `${this.#endpointName()} refused the stream`, undefined, true));
     }
+    // Before the reset code: node:http2 reports streams of a destroyed session as CANCEL, which the backend never sent.
+    if (lost) return this.#finish(new CallError(Code.UNAVAILABLE, `connection to ${this.#endpointName()} lost`));
     if (rst === NGHTTP2_CANCEL) return this.#finish(new CallError(Code.CANCELLED, `${this.#endpointName()} cancelled the stream`));
     if (rst === NGHTTP2_ENHANCE_YOUR_CALM) return this.#finish(new CallError(Code.RESOURCE_EXHAUSTED, 'backend asked us to slow down (ENHANCE_YOUR_CALM)'));
     if (rst === NGHTTP2_INADEQUATE_SECURITY) return this.#finish(new CallError(Code.PERMISSION_DENIED, 'backend rejected the connection security'));
-    const lost = stream.session === undefined || stream.session.destroyed;
-    this.#finish(new CallError(lost || rst === NGHTTP2_NO_ERROR ? Code.UNAVAILABLE : Code.INTERNAL,
-      lost ? `connection to ${this.#endpointName()} lost` : `${this.#endpointName()} closed the stream without a status (HTTP/2 code ${rst})`));
+    this.#finish(new CallError(rst === NGHTTP2_NO_ERROR ? Code.UNAVAILABLE : Code.INTERNAL,
+      `${this.#endpointName()} closed the stream without a status (HTTP/2 code ${rst})`));
   }
 
   #endpointName(): string {
@@ -332,10 +461,10 @@ class H2Call {
 }
 
 /** One try of a streaming call: the endpoint's pool and the report of how the try ended (balancer bookkeeping). */
-export type StreamAttempt = (previous: CallError | undefined) => { pool: Http2Pool; done(err: CallError | undefined): void } | CallError;
+export type StreamAttempt = (previous: CallError | undefined) => { pool: CallPool; done(err: CallError | undefined): void } | CallError;
 
 /** Unary call: resolves with the one response message and both metadata sets; rejects with a CallError. */
-export function h2Unary(pool: Http2Pool, path: string, request: Buffer, options: H2CallOptions, signal?: CancelToken): Promise<UnaryResult> {
+export function h2Unary(pool: CallPool, path: string, request: Buffer, options: H2CallOptions, signal?: CancelToken): Promise<UnaryResult> {
   return new Promise((resolve, reject) => {
     let headers = new grpc.Metadata();
     let message: Buffer | undefined;

@@ -26,12 +26,40 @@
 import type { ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import { Code, GatewayError } from '../errors/index.ts';
 import { Http2UpstreamSession, RequestRefused } from './http2-session.ts';
-import type { Http2SessionSettings, Http2SessionState, Http2UpstreamTls } from './http2-session.ts';
+import type { Http2SessionEvents, Http2SessionSettings, Http2SessionState, Http2UpstreamTls } from './http2-session.ts';
+
+/**
+ * What the pool needs of a session: the node:http2 one (http2-session.ts, streams are ClientHttp2Streams) or the
+ * in-house one (socket-session.ts, streams are H2Streams). Both follow the state machine in http2-session.ts.
+ */
+export interface PoolSession<S, O> {
+  readonly state: Http2SessionState;
+  readonly activeStreams: number;
+  readonly maxConcurrentStreams: number;
+  readonly everReady: boolean;
+  hasCapacity(): boolean;
+  /** Throws RequestRefused for a request that no session would take; anything else drains the session. */
+  open(headers: OutgoingHttpHeaders, options: O | undefined): S;
+  drain(): void;
+  destroy(error?: Error): void;
+  stats(): { state: Http2SessionState; activeStreams: number; maxConcurrentStreams: number; streamsOpened: number };
+}
+
+export interface PoolSessionEvents<S, O> {
+  /** Capacity may have appeared: the session became ready, a stream closed, or the peer raised its limit. */
+  onCapacity(session: PoolSession<S, O>): void;
+  /** The session reached `closed`. `error` is set when it never became ready or died abnormally. */
+  onClosed(session: PoolSession<S, O>, error: Error | undefined): void;
+}
+
+export type SessionFactory<S, O> = (endpoint: string, settings: Http2SessionSettings, events: PoolSessionEvents<S, O>) => PoolSession<S, O>;
 
 export type { Http2UpstreamTls, Http2SessionState } from './http2-session.ts';
 export { splitHostPort } from './http2-session.ts';
 
-export interface Http2PoolOptions {
+export interface Http2PoolOptions<S = ClientHttp2Stream, O = ClientSessionRequestOptions> {
+  /** The session kind; default node:http2 (Http2UpstreamSession). */
+  createSession?: SessionFactory<S, O>;
   /** TLS (with ALPN h2) towards the endpoint; default: h2c with prior knowledge. */
   tls?: Http2UpstreamTls;
   /** Time allowed for TCP + TLS + the backend's first SETTINGS frame. Default 5000 ms. */
@@ -60,12 +88,14 @@ export interface Http2PoolOptions {
   /** Reconnect backoff after a failed connect (gRPC connection-backoff.md: 1 s, ×1.6, ±20% jitter, max 120 s). */
   reconnectBackoff?: { initialMs?: number; multiplier?: number; jitter?: number; maxMs?: number };
   /** Told about every connectivity change (balancers rebuild their picker from it). */
-  onStateChange?: (pool: Http2Pool, state: PoolConnectivity) => void;
+  onStateChange?: (pool: Http2Pool<S, O>, state: PoolConnectivity) => void;
 }
 
 export type PoolConnectivity = 'idle' | 'connecting' | 'ready' | 'transient_failure';
 
-export interface Http2RequestOptions extends ClientSessionRequestOptions {
+export type Http2RequestOptions<O = ClientSessionRequestOptions> = O & QueueOptions;
+
+interface QueueOptions {
   /** Aborting removes a queued request (the promise rejects with CANCELLED); it does not touch an opened stream. */
   signal?: AbortSignal;
   /** The cheap alternative to `signal` for per-call hot paths. */
@@ -81,10 +111,10 @@ export interface Http2PoolStats {
   connectFailures: number;
 }
 
-interface Waiter {
+interface Waiter<S, O> {
   headers: OutgoingHttpHeaders;
-  options: ClientSessionRequestOptions | undefined;
-  resolve(stream: ClientHttp2Stream): void;
+  options: O | undefined;
+  resolve(stream: S): void;
   reject(err: Error): void;
   cleanup(): void;
 }
@@ -102,25 +132,29 @@ export const HTTP2_POOL_DEFAULTS = {
   maxSessions: 16,
 } as const;
 
-export class Http2Pool {
+export class Http2Pool<S = ClientHttp2Stream, O = ClientSessionRequestOptions> {
   readonly endpoint: string;
   #settings: Http2SessionSettings;
   #maxSessions: number;
-  #sessions = new Set<Http2UpstreamSession>();
-  #queue: Waiter[] = [];
+  #createSession: SessionFactory<S, O>;
+  #sessions = new Set<PoolSession<S, O>>();
+  #queue: Array<Waiter<S, O>> = [];
   #closed = false;
   #sessionsOpened = 0;
   #closeWaiters: Array<() => void> = [];
   #backoff: { initialMs: number; multiplier: number; jitter: number; maxMs: number };
-  #onStateChange: Http2PoolOptions['onStateChange'];
+  #onStateChange: Http2PoolOptions<S, O>['onStateChange'];
   #connectivity: PoolConnectivity = 'idle';
   #connectFailures = 0;
   #nextBackoffMs: number;
   #retryTimer: NodeJS.Timeout | undefined;
   #lastError = '';
 
-  constructor(endpoint: string, options: Http2PoolOptions = {}) {
+  constructor(endpoint: string, options: Http2PoolOptions<S, O> = {}) {
     this.endpoint = endpoint;
+    this.#createSession = options.createSession
+      // Without a factory S and O are node:http2's (the defaults); the compiler cannot see that through the generics.
+      ?? ((e, s, ev) => new Http2UpstreamSession(e, s, ev as unknown as Http2SessionEvents) as unknown as PoolSession<S, O>);
     const d = HTTP2_POOL_DEFAULTS;
     this.#settings = {
       tls: options.tls,
@@ -166,8 +200,9 @@ export class Http2Pool {
    * the endpoint). Rejects with a GatewayError: UNAVAILABLE when no session could be established, CANCELLED when
    * `options.signal` aborts first.
    */
-  request(headers: OutgoingHttpHeaders, options: Http2RequestOptions = {}): Promise<ClientHttp2Stream> {
-    const { signal, cancel, ...requestOptions } = options;
+  request(headers: OutgoingHttpHeaders, options: Http2RequestOptions<O> = {} as Http2RequestOptions<O>): Promise<S> {
+    const { signal, cancel, ...rest } = options;
+    const requestOptions = rest as unknown as O;
     return new Promise((resolve, reject) => {
       if (this.#closed) {
         reject(new GatewayError(Code.UNAVAILABLE, `upstream pool for ${this.endpoint} is closed`));
@@ -182,7 +217,7 @@ export class Http2Pool {
         if (i >= 0) this.#queue.splice(i, 1);
         reject(new GatewayError(Code.CANCELLED, 'request cancelled before it was sent upstream'));
       };
-      const waiter: Waiter = {
+      const waiter: Waiter<S, O> = {
         headers,
         options: requestOptions,
         resolve,
@@ -239,7 +274,7 @@ export class Http2Pool {
         return;
       }
       const waiter = this.#queue.shift()!;
-      let stream: ClientHttp2Stream;
+      let stream: S;
       try {
         stream = session.open(waiter.headers, waiter.options);
       } catch (err) {
@@ -260,8 +295,8 @@ export class Http2Pool {
   }
 
   /** The ready session with the most free slots keeps streams packed on few connections but not on a full one. */
-  #pick(): Http2UpstreamSession | undefined {
-    let best: Http2UpstreamSession | undefined;
+  #pick(): PoolSession<S, O> | undefined {
+    let best: PoolSession<S, O> | undefined;
     for (const s of this.#sessions) {
       if (!s.hasCapacity()) continue;
       if (!best || s.maxConcurrentStreams - s.activeStreams > best.maxConcurrentStreams - best.activeStreams) best = s;
@@ -281,7 +316,7 @@ export class Http2Pool {
 
   #connect(): void {
     this.#sessionsOpened++;
-    const session = new Http2UpstreamSession(this.endpoint, this.#settings, {
+    const session = this.#createSession(this.endpoint, this.#settings, {
       onCapacity: (s) => {
         if (s.state === 'ready' && this.#connectFailures > 0) {
           this.#connectFailures = 0;
@@ -296,7 +331,7 @@ export class Http2Pool {
     this.#updateConnectivity();
   }
 
-  #onSessionClosed(session: Http2UpstreamSession, error: Error | undefined): void {
+  #onSessionClosed(session: PoolSession<S, O>, error: Error | undefined): void {
     const wasReady = session.everReady;
     this.#sessions.delete(session);
     if (this.#closed) {
@@ -336,12 +371,14 @@ export class Http2Pool {
   }
 
   #updateConnectivity(): void {
-    let next: PoolConnectivity;
-    const states = [...this.#sessions].map((s) => s.state);
-    if (states.includes('ready')) next = 'ready';
-    else if (this.#retryTimer) next = 'transient_failure';
-    else if (states.includes('connecting')) next = 'connecting';
-    else next = 'idle';
+    // Runs after every stream (onCapacity): a loop, not arrays of states, to leave no garbage per call.
+    let ready = false;
+    let connecting = false;
+    for (const s of this.#sessions) {
+      if (s.state === 'ready') ready = true;
+      else if (s.state === 'connecting') connecting = true;
+    }
+    const next: PoolConnectivity = ready ? 'ready' : this.#retryTimer ? 'transient_failure' : connecting ? 'connecting' : 'idle';
     if (next === this.#connectivity) return;
     this.#connectivity = next;
     this.#onStateChange?.(this, next);

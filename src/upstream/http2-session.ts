@@ -31,6 +31,7 @@ import { connect as tlsConnect } from 'node:tls';
 import type { ClientHttp2Session, ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import type { SecureClientSessionOptions } from 'node:http2';
 import { RENEW_EVERY, renewSessionTables } from './stream-tables.ts';
+import type { PoolSession, PoolSessionEvents } from './http2-pool.ts';
 
 export type Http2SessionState = 'connecting' | 'ready' | 'draining' | 'closed';
 
@@ -61,14 +62,9 @@ export interface Http2SessionSettings {
   maxHeaderListSize: number;
 }
 
-export interface Http2SessionEvents {
-  /** Capacity may have appeared: the session became ready, a stream closed, or the peer raised its limit. */
-  onCapacity(session: Http2UpstreamSession): void;
-  /** The session reached `closed`. `error` is set when it never became ready or died abnormally. */
-  onClosed(session: Http2UpstreamSession, error: Error | undefined): void;
-}
+export type Http2SessionEvents = PoolSessionEvents<ClientHttp2Stream, ClientSessionRequestOptions | undefined>;
 
-export class Http2UpstreamSession {
+export class Http2UpstreamSession implements PoolSession<ClientHttp2Stream, ClientSessionRequestOptions | undefined> {
   readonly endpoint: string;
   #state: Http2SessionState = 'connecting';
   #session: ClientHttp2Session;
@@ -80,9 +76,7 @@ export class Http2UpstreamSession {
   #maxStreams = Number.POSITIVE_INFINITY;
   #streamsOpened = 0;
   #error: Error | undefined;
-  #connectTimer: NodeJS.Timeout | undefined;
-  #keepaliveTimer: NodeJS.Timeout | undefined;
-  #idleTimer: NodeJS.Timeout | undefined;
+  #timers: SessionTimers;
   #goawayReceived = false;
   #everReady = false;
 
@@ -90,6 +84,7 @@ export class Http2UpstreamSession {
     this.endpoint = endpoint;
     this.#settings = settings;
     this.#events = events;
+    this.#timers = new SessionTimers(settings, { ping: () => this.#ping(), idle: () => this.drain() });
     const { host, port } = splitHostPort(endpoint);
     const tls = settings.tls;
     const authority = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -106,33 +101,17 @@ export class Http2UpstreamSession {
       maxHeaderListPairs: 512,
     };
     // The same sockets http2.connect() would open, but ours: node:http2 only lends out a proxy that refuses destroy().
-    let socket: Socket;
-    if (tls) {
-      const tlsSocket = tlsConnect({
-        host,
-        port,
-        ALPNProtocols: ['h2'],
-        ca: tls.ca,
-        cert: tls.cert,
-        key: tls.key,
-        servername: tls.serverName ?? (isIp(host) ? undefined : host),
-        rejectUnauthorized: tls.rejectUnauthorized ?? true,
-      });
-      tlsSocket.once('secureConnect', () => (this.#handshakeDone = true));
-      socket = tlsSocket;
-    } else {
-      socket = netConnect({ host, port });
-    }
+    const socket = openUpstreamSocket(host, port, tls, () => (this.#handshakeDone = true));
     this.#socket = socket;
     socket.on('error', (err) => this.#fail(this.#state === 'connecting' ? describeConnectError(err) : err));
     socket.on('close', () => this.#onClose());
     options.createConnection = () => socket;
     const session = http2.connect(authority, options);
     this.#session = session;
-    this.#connectTimer = setTimeout(() => {
+    this.#timers.connecting(() => {
       const phase = socket.connecting ? 'TCP connect' : tls && !this.#handshakeDone ? 'TLS handshake' : "the backend's HTTP/2 SETTINGS";
       this.#fail(new Error(`connect to ${endpoint} timed out after ${settings.connectTimeoutMs} ms waiting for ${phase}`));
-    }, settings.connectTimeoutMs);
+    });
     session.on('remoteSettings', (remote) => this.#onRemoteSettings(remote.maxConcurrentStreams));
     session.on('goaway', () => {
       // Node itself closes the session after a NO_ERROR GOAWAY (open streams continue) and destroys it after an
@@ -212,7 +191,7 @@ export class Http2UpstreamSession {
     this.#state = 'draining';
     // An unref'd socket would let the process exit halfway through the GOAWAY exchange.
     this.#session.ref();
-    this.#clearTimers();
+    this.#timers.clear();
     if (this.#active === 0) this.#session.close();
   }
 
@@ -236,8 +215,7 @@ export class Http2UpstreamSession {
     // Absent means "no limit" (RFC 9113 §6.5.2); a peer may change it at any time.
     this.#maxStreams = maxConcurrentStreams ?? Number.POSITIVE_INFINITY;
     if (this.#state === 'connecting') {
-      clearTimeout(this.#connectTimer);
-      this.#connectTimer = undefined;
+      this.#timers.ready();
       this.#state = 'ready';
       this.#everReady = true;
       // The connection window is a session-level setting with no SETTINGS entry: it has to be raised explicitly.
@@ -249,35 +227,15 @@ export class Http2UpstreamSession {
     this.#events.onCapacity(this);
   }
 
-  /** Keepalive runs while streams are open (gRPC core: GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS=0). */
   #onBusy(): void {
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
     this.#session.ref();
-    if (!this.#settings.keepalivePermitWithoutCalls) this.#startKeepalive();
+    this.#timers.busy();
   }
 
   #onIdle(): void {
     if (this.#state !== 'ready') return;
     this.#session.unref();
-    if (!this.#settings.keepalivePermitWithoutCalls) this.#stopKeepalive();
-    else this.#startKeepalive();
-    if (this.#settings.idleTimeoutMs > 0) {
-      clearTimeout(this.#idleTimer);
-      this.#idleTimer = setTimeout(() => this.drain(), this.#settings.idleTimeoutMs);
-      this.#idleTimer.unref();
-    }
-  }
-
-  #startKeepalive(): void {
-    if (this.#keepaliveTimer || this.#settings.keepaliveTimeMs <= 0) return;
-    this.#keepaliveTimer = setInterval(() => this.#ping(), this.#settings.keepaliveTimeMs);
-    this.#keepaliveTimer.unref();
-  }
-
-  #stopKeepalive(): void {
-    clearInterval(this.#keepaliveTimer);
-    this.#keepaliveTimer = undefined;
+    this.#timers.idle();
   }
 
   #ping(): void {
@@ -315,24 +273,104 @@ export class Http2UpstreamSession {
     if (this.#state === 'closed') return;
     const neverReady = this.#state === 'connecting';
     this.#state = 'closed';
-    this.#clearTimers();
-    let error = this.#error;
-    if (!error && neverReady) {
-      // TLS 1.3 finishes the client's handshake before the server has checked our certificate: a backend that
-      // rejects it without an alert just hangs up now.
-      const hint = this.#handshakeDone ? ' after the TLS handshake (did it reject our client certificate?)' : '';
-      error = new Error(`connection to ${this.endpoint} closed by the backend before SETTINGS${hint}`);
-    }
-    this.#events.onClosed(this, error);
+    this.#timers.clear();
+    this.#events.onClosed(this, this.#error ?? (neverReady ? closedBeforeSettings(this.endpoint, this.#handshakeDone) : undefined));
   }
 
-  #clearTimers(): void {
-    clearTimeout(this.#connectTimer);
-    clearTimeout(this.#idleTimer);
-    this.#stopKeepalive();
-    this.#connectTimer = undefined;
-    this.#idleTimer = undefined;
+}
+
+/**
+ * A pooled session's idle and keepalive timers, for both session kinds. Keepalive PINGs run while streams are open
+ * (gRPC core: GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS=0), or always with keepalivePermitWithoutCalls; a session
+ * without streams for idleTimeoutMs is told to go (`idle`).
+ */
+export class SessionTimers {
+  readonly #settings: Http2SessionSettings;
+  readonly #on: { ping(): void; idle(): void };
+  #keepalive: NodeJS.Timeout | undefined;
+  #idle: NodeJS.Timeout | undefined;
+  #connect: NodeJS.Timeout | undefined;
+
+  constructor(settings: Http2SessionSettings, on: { ping(): void; idle(): void }) {
+    this.#settings = settings;
+    this.#on = on;
   }
+
+  /**
+   * Runs from the first line of a session's constructor until its first SETTINGS (`ready()`): TCP connect, the TLS
+   * handshake and the wait for a backend that accepted the connection but does not speak HTTP/2 all count.
+   */
+  connecting(onTimeout: () => void): void {
+    this.#connect = setTimeout(onTimeout, this.#settings.connectTimeoutMs);
+  }
+
+  ready(): void {
+    clearTimeout(this.#connect);
+    this.#connect = undefined;
+  }
+
+  /** The first stream opened. */
+  busy(): void {
+    clearTimeout(this.#idle);
+    this.#idle = undefined;
+    if (!this.#settings.keepalivePermitWithoutCalls) this.#startKeepalive();
+  }
+
+  /** Ready with no stream open. */
+  idle(): void {
+    if (!this.#settings.keepalivePermitWithoutCalls) this.#stopKeepalive();
+    else this.#startKeepalive();
+    if (this.#settings.idleTimeoutMs > 0) {
+      clearTimeout(this.#idle);
+      this.#idle = setTimeout(() => this.#on.idle(), this.#settings.idleTimeoutMs);
+      this.#idle.unref();
+    }
+  }
+
+  clear(): void {
+    this.ready();
+    clearTimeout(this.#idle);
+    this.#idle = undefined;
+    this.#stopKeepalive();
+  }
+
+  #startKeepalive(): void {
+    if (this.#keepalive || this.#settings.keepaliveTimeMs <= 0) return;
+    this.#keepalive = setInterval(() => this.#on.ping(), this.#settings.keepaliveTimeMs);
+    this.#keepalive.unref();
+  }
+
+  #stopKeepalive(): void {
+    clearInterval(this.#keepalive);
+    this.#keepalive = undefined;
+  }
+}
+
+/**
+ * Why a connection that closed before the backend's first SETTINGS failed, when no error said so. TLS 1.3 finishes
+ * the client's handshake before the server has checked our certificate: a backend that rejects it without an alert
+ * just hangs up then.
+ */
+export function closedBeforeSettings(endpoint: string, handshakeDone: boolean): Error {
+  const hint = handshakeDone ? ' after the TLS handshake (did it reject our client certificate?)' : '';
+  return new Error(`connection to ${endpoint} closed by the backend before SETTINGS${hint}`);
+}
+
+/** TCP, or TLS offering ALPN h2, to an upstream; `onHandshake` runs when TLS is established. */
+export function openUpstreamSocket(host: string, port: number, tls: Http2UpstreamTls | undefined, onHandshake: () => void): Socket {
+  if (!tls) return netConnect({ host, port });
+  const tlsSocket = tlsConnect({
+    host,
+    port,
+    ALPNProtocols: ['h2'],
+    ca: tls.ca,
+    cert: tls.cert,
+    key: tls.key,
+    servername: tls.serverName ?? (isIp(host) ? undefined : host),
+    rejectUnauthorized: tls.rejectUnauthorized ?? true,
+  });
+  tlsSocket.once('secureConnect', onHandshake);
+  return tlsSocket;
 }
 
 /**
@@ -340,7 +378,7 @@ export class Http2UpstreamSession {
  * certificate required:../deps/openssl/..."); the original stays as `cause`. Only alerts are rewritten: they are the
  * backend refusing us, while errors of our own verification already read well.
  */
-function describeConnectError(err: Error): Error {
+export function describeConnectError(err: Error): Error {
   const code = (err as NodeJS.ErrnoException).code ?? '';
   const alert = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_(\w+)$/.exec(code)?.[1]?.toLowerCase();
   if (!alert) return err;

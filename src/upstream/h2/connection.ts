@@ -1,6 +1,6 @@
 /**
  * One HTTP/2 client connection (RFC 9113) on a socket we own: the second piece of the in-house upstream client
- * (hpack.ts says why node:http2 is being replaced), not yet used by src/. It does what a gRPC client needs and no
+ * (hpack.ts says why node:http2 is being replaced), used by socket-session.ts for `transport: 'socket'`. It does what a gRPC client needs and no
  * more: requests with header blocks, DATA both ways under both flow-control windows, trailers, RST_STREAM,
  * SETTINGS, PING, GOAWAY. No server push (disabled in our SETTINGS), no priorities, no HTTP/1 upgrade.
  *
@@ -48,10 +48,13 @@ export class H2StreamError extends Error {
   readonly code: number;
   /** The request did not reach the application: safe to send again (REFUSED_STREAM, or above GOAWAY's last id). */
   readonly unprocessed: boolean;
-  constructor(message: string, code: number, unprocessed: boolean) {
+  /** The whole connection failed or closed (not this stream alone). */
+  readonly connection: boolean;
+  constructor(message: string, code: number, unprocessed: boolean, connection = false) {
     super(message);
     this.code = code;
     this.unprocessed = unprocessed;
+    this.connection = connection;
   }
 }
 
@@ -146,6 +149,8 @@ export class H2Connection {
   #settled: { resolve: () => void; reject: (e: Error) => void } | undefined;
   onGoaway: ((lastStreamId: number, code: number) => void) | undefined;
   onClose: ((err: H2StreamError) => void) | undefined;
+  /** Room for a new stream may have appeared: a stream ended, or the peer's SETTINGS changed its limit. */
+  onCapacity: (() => void) | undefined;
 
   constructor(socket: Socket, options: H2ConnectionOptions = {}) {
     this.#socket = socket;
@@ -164,13 +169,18 @@ export class H2Connection {
     this.#push(frame(FrameType.SETTINGS, 0, 0, settings));
     if (this.#connectionWindow > DEFAULT_WINDOW) this.windowUpdate(0, this.#connectionWindow - DEFAULT_WINDOW);
     socket.on('data', (d: Buffer) => this.#onData(d));
-    socket.on('error', (e) => this.#fail(new H2StreamError(`connection error: ${e.message}`, ErrorCode.INTERNAL_ERROR, false)));
-    socket.on('close', () => this.#fail(new H2StreamError('connection closed', ErrorCode.INTERNAL_ERROR, false)));
+    socket.on('error', (e) => this.#fail(new H2StreamError(`connection error: ${e.message}`, ErrorCode.INTERNAL_ERROR, false, true)));
+    socket.on('close', () => this.#fail(new H2StreamError('connection closed', ErrorCode.INTERNAL_ERROR, false, true)));
   }
 
   /** Streams open now. */
   get activeStreams(): number {
     return this.#streams.size;
+  }
+
+  /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS (Infinity until it sets one). */
+  get maxConcurrentStreams(): number {
+    return this.#peerMaxStreams;
   }
 
   /** Whether a new stream may be opened: not closing, under the peer's SETTINGS_MAX_CONCURRENT_STREAMS. */
@@ -461,6 +471,7 @@ export class H2Connection {
     this.#settled?.resolve();
     this.#settled = undefined;
     for (const s of [...this.#streams.values()]) if (s.pending.length > 0 || (s.pendingEnd && !s.localClosed)) this.flushStream(s);
+    this.onCapacity?.();
   }
 
   #maybeDone(stream: H2Stream): void {
@@ -472,18 +483,19 @@ export class H2Connection {
 
   #afterStreamEnd(): void {
     if ((this.#draining || this.#goawayLastId >= 0) && this.#streams.size === 0) this.#end();
+    else this.onCapacity?.();
   }
 
   #connectionError(code: number, message: string): void {
     if (this.#closed) return;
     this.#push(goaway(0, code));
-    this.#fail(new H2StreamError(`HTTP/2 ${errorName(code)}: ${message}`, code, false));
+    this.#fail(new H2StreamError(`HTTP/2 ${errorName(code)}: ${message}`, code, false, true));
     this.#end();
   }
 
   #end(): void {
     process.nextTick(() => this.#socket.end());
-    this.#fail(new H2StreamError('connection closed', ErrorCode.NO_ERROR, false));
+    this.#fail(new H2StreamError('connection closed', ErrorCode.NO_ERROR, false, true));
   }
 
   #fail(err: H2StreamError): void {
