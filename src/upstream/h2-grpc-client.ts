@@ -271,8 +271,13 @@ class H2Call implements StreamHandlers {
     };
     const headers = requestHeaders(pool, path, options);
     if (pool instanceof SocketPool) {
-      pool.request(headers, { handlers: this, cancel: this.#abort }).then((stream) => this.#attachSocket(stream, request), noStream);
+      const handlers = { handlers: this };
+      const now = pool.tryOpen(headers, handlers);
+      if (now) return this.#attachSocket(now, request);
+      pool.request(headers, { ...handlers, cancel: this.#abort }).then((stream) => this.#attachSocket(stream, request), noStream);
     } else {
+      const now = pool.tryOpen(headers);
+      if (now) return this.#attach(now, request);
       pool.request(headers, { cancel: this.#abort }).then((stream) => this.#attach(stream, request), noStream);
     }
   }

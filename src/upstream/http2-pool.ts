@@ -234,6 +234,21 @@ export class Http2Pool<S = ClientHttp2Stream, O = ClientSessionRequestOptions> {
     });
   }
 
+  /**
+   * Opens a stream at once when a session has room and nobody is queued, else undefined (then use request()). The
+   * common case without request()'s promise, queue entry and cancel hook: a unary call per REST request pays them.
+   */
+  tryOpen(headers: OutgoingHttpHeaders, options?: O): S | undefined {
+    if (this.#closed || this.#queue.length > 0) return undefined;
+    const session = this.#pick();
+    if (!session) return undefined;
+    try {
+      return session.open(headers, options);
+    } catch {
+      return undefined; // request() will say what is wrong (a refused request, or a session that just drained)
+    }
+  }
+
   stats(): Http2PoolStats {
     return {
       endpoint: this.endpoint,
