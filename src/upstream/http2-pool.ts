@@ -83,6 +83,8 @@ export interface Http2PoolOptions<S = ClientHttp2Stream, O = ClientSessionReques
   maxSessionMemoryMb?: number;
   /** Largest response header/trailer block accepted from the backend (SETTINGS_MAX_HEADER_LIST_SIZE). Default 64 KiB. */
   maxHeaderListSize?: number;
+  /** The last stream id a socket-transport connection uses before it is replaced. Default 2^31 - 1; for tests. */
+  maxStreamId?: number;
   /** Sessions this pool may hold open at once (including draining ones). Default 16. */
   maxSessions?: number;
   /** Reconnect backoff after a failed connect (gRPC connection-backoff.md: 1 s, ×1.6, ±20% jitter, max 120 s). */
@@ -167,6 +169,7 @@ export class Http2Pool<S = ClientHttp2Stream, O = ClientSessionRequestOptions> {
       connectionWindowSize: options.connectionWindowSize ?? d.connectionWindowSize,
       maxSessionMemoryMb: options.maxSessionMemoryMb ?? d.maxSessionMemoryMb,
       maxHeaderListSize: options.maxHeaderListSize ?? d.maxHeaderListSize,
+      maxStreamId: options.maxStreamId,
     };
     this.#maxSessions = options.maxSessions ?? d.maxSessions;
     const b = options.reconnectBackoff ?? {};

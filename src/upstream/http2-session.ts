@@ -60,6 +60,8 @@ export interface Http2SessionSettings {
   connectionWindowSize: number;
   maxSessionMemoryMb: number;
   maxHeaderListSize: number;
+  /** Socket sessions only (node:http2 drains on ERR_HTTP2_OUT_OF_STREAMS). */
+  maxStreamId: number | undefined;
 }
 
 export type Http2SessionEvents = PoolSessionEvents<ClientHttp2Stream, ClientSessionRequestOptions | undefined>;

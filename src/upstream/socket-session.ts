@@ -68,6 +68,7 @@ export class SocketUpstreamSession implements PoolSession<H2Stream, SocketReques
       streamWindow: settings.initialWindowSize,
       connectionWindow: settings.connectionWindowSize,
       maxHeaderListSize: settings.maxHeaderListSize,
+      maxStreamId: settings.maxStreamId,
     });
     this.#conn = conn;
     conn.ready.then(() => this.#onReady(), () => undefined); // a failed connection reports through onClose
@@ -116,6 +117,8 @@ export class SocketUpstreamSession implements PoolSession<H2Stream, SocketReques
     }
     this.#streamsOpened++;
     if (!this.#busy) this.#onBusy();
+    // The last id went out: this connection finishes its streams and the pool opens a fresh one for the next.
+    if (this.#conn.streamIdsExhausted) this.drain();
     return stream;
   }
 

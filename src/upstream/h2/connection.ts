@@ -40,6 +40,8 @@ export interface H2ConnectionOptions {
   connectionWindow?: number;
   /** Our SETTINGS_MAX_HEADER_LIST_SIZE. Default 64 KiB. */
   maxHeaderListSize?: number;
+  /** The last stream id this connection may use. Default 2^31 - 1 (RFC 9113); lowered only by tests. */
+  maxStreamId?: number;
 }
 
 /** Why a stream ended without its trailers: the connection went away, or the peer reset it. */
@@ -124,6 +126,7 @@ export class H2Connection {
   // Churned once per call: renewed tables, or V8 keeps finished calls alive through them (stream-tables.ts).
   readonly #streams = new ChurnMap<number, H2Stream>();
   #nextId = 1;
+  readonly #maxStreamId: number;
   #out: Buffer[] = [];
   #flushQueued = false;
   #inbound: Buffer | undefined;
@@ -156,6 +159,7 @@ export class H2Connection {
     this.#socket = socket;
     this.ready = new Promise((resolve, reject) => { this.#settled = { resolve, reject }; });
     this.ready.catch(() => undefined); // a caller that never waits for it must not see an unhandled rejection
+    this.#maxStreamId = Math.min(options.maxStreamId ?? MAX_STREAM_ID, MAX_STREAM_ID);
     this.streamWindow = options.streamWindow ?? 1 << 20;
     this.#connectionWindow = options.connectionWindow ?? 16 << 20;
     const maxList = options.maxHeaderListSize ?? 64 << 10;
@@ -185,7 +189,12 @@ export class H2Connection {
 
   /** Whether a new stream may be opened: not closing, under the peer's SETTINGS_MAX_CONCURRENT_STREAMS. */
   get available(): boolean {
-    return this.#closed === undefined && !this.#draining && this.#goawayLastId < 0 && this.#streams.size < this.#peerMaxStreams && this.#nextId < MAX_STREAM_ID;
+    return this.#closed === undefined && !this.#draining && this.#goawayLastId < 0 && this.#streams.size < this.#peerMaxStreams && !this.streamIdsExhausted;
+  }
+
+  /** Every stream id has been used: the connection must be replaced (a long-lived busy one gets there in hours). */
+  get streamIdsExhausted(): boolean {
+    return this.#nextId > this.#maxStreamId;
   }
 
   /** Opens a stream with a HEADERS frame (END_STREAM when `endStream`: a request without a body). */
