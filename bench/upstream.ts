@@ -1,8 +1,8 @@
 /**
  * Upstream layer benchmarks. Run: node --import tsx bench/upstream.ts [seconds-per-transport]
  *
- *  1. transcoded-unary call cost: @grpc/grpc-js channels vs the lean h2 client on pooled node:http2 sessions,
- *     same run, same backend (a separate process, so only the client side is measured): requests per second of
+ *  1. transcoded-unary call cost: @grpc/grpc-js channels vs the lean client on pooled node:http2 sessions ('h2')
+ *     and on protogate's own HTTP/2 connections ('socket'), same run, same backend (a separate process, so only the client side is measured): requests per second of
  *     wall time and per second of this process's CPU (= per core).
  *  2. pick cost per policy (3 endpoints), ns per pick.
  *  3. spread over 3 endpoints at concurrency 64 for round_robin and least_request.
@@ -74,8 +74,8 @@ async function main(): Promise<void> {
     console.log(`# 1. unary call cost, 1 endpoint, concurrency 64, ${SECONDS} s each (client process only)`);
     const results: Record<string, number> = {};
     for (const round of [1, 2]) {
-      for (const transport of ['grpc-js', 'h2'] as const) {
-        const up = new BackendUpstream(settings([backends[0]!.address], 'round_robin'));
+      for (const transport of ['grpc-js', 'h2', 'socket'] as const) {
+        const up = new BackendUpstream({ ...settings([backends[0]!.address], 'round_robin'), socketCalls: transport === 'socket' });
         const inv = new GrpcInvoker(up, { transport, maxReceiveMessageBytes: 4 << 20, maxSendMessageBytes: 4 << 20 });
         await load(inv, 500, 64); // warm-up
         const r = await load(inv, SECONDS * 1000, 64);
@@ -86,7 +86,7 @@ async function main(): Promise<void> {
         await up.close();
       }
     }
-    console.log(`h2 / grpc-js per core: ${(results['h2']! / results['grpc-js']!).toFixed(2)}x`);
+    console.log(`per core: h2 / grpc-js ${(results['h2']! / results['grpc-js']!).toFixed(2)}x, socket / grpc-js ${(results['socket']! / results['grpc-js']!).toFixed(2)}x, socket / h2 ${(results['socket']! / results['h2']!).toFixed(2)}x`);
 
     console.log('\n# 2. pick cost, 3 endpoints');
     const eps = [0, 1, 2].map((i) => ({ address: `e${i}`, weight: i + 1, outstanding: i }));
