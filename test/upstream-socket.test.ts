@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
+import { Code, GatewayError } from '../src/errors/index.ts';
 import { SocketPool } from '../src/upstream/socket-session.ts';
 import { h2Unary, type CallError, type H2CallOptions } from '../src/upstream/h2-grpc-client.ts';
 import type { Http2PoolOptions } from '../src/upstream/http2-pool.ts';
@@ -104,4 +105,18 @@ test('socket pool: an unreachable endpoint fails calls UNAVAILABLE naming it, re
   assert.equal((err as CallError).retryable, true, 'no stream was opened: another endpoint may take it');
   assert.match((err as CallError).details, /cannot reach 127\.0\.0\.1:1/);
   assert.equal(pool.connectivity, 'transient_failure');
+});
+
+test('socket pool: a request without stream handlers fails alone with INTERNAL; the connection keeps serving', { timeout: 15_000 }, async (t) => {
+  const { pool } = await setup(t);
+  assert.equal(await call(pool, 'EchoTimeout'), 'ok');
+  const headers = { ':method': 'POST', ':path': '/raw.Raw/Ok', 'content-type': 'application/grpc', te: 'trailers' };
+  await assert.rejects(pool.request(headers, {} as never), (err: unknown) => {
+    assert.ok(err instanceof GatewayError);
+    assert.equal(err.code, Code.INTERNAL);
+    assert.match(err.message, /needs its handlers/);
+    return true;
+  });
+  assert.deepEqual(pool.stats().sessions.map((s) => s.state), ['ready']);
+  assert.equal(await call(pool, 'EchoTimeout'), 'ok');
 });

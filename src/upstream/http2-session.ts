@@ -401,8 +401,8 @@ const SESSION_ERRORS = new Set(['ERR_HTTP2_OUT_OF_STREAMS', 'ERR_HTTP2_GOAWAY_SE
 
 /** open() refused this request itself (its headers or options), on a session that is still fine. */
 export class RequestRefused extends Error {
-  constructor(cause: Error) {
-    super(`node:http2 refused the request: ${cause.message}`, { cause });
+  constructor(cause: Error, by = 'node:http2') {
+    super(`${by} refused the request: ${cause.message}`, { cause });
   }
 }
 

@@ -19,7 +19,7 @@ import type { OutgoingHttpHeaders } from 'node:http2';
 import { ErrorCode, H2Connection, type H2Stream, type H2StreamError, type StreamHandlers } from './h2/connection.ts';
 import { Http2Pool } from './http2-pool.ts';
 import type { Http2PoolOptions, PoolSession, PoolSessionEvents } from './http2-pool.ts';
-import { SessionTimers, closedBeforeSettings, describeConnectError, openUpstreamSocket, splitHostPort } from './http2-session.ts';
+import { RequestRefused, SessionTimers, closedBeforeSettings, describeConnectError, openUpstreamSocket, splitHostPort } from './http2-session.ts';
 import type { Http2SessionSettings, Http2SessionState } from './http2-session.ts';
 
 export interface SocketRequestOptions {
@@ -100,7 +100,10 @@ export class SocketUpstreamSession implements PoolSession<H2Stream, SocketReques
   }
 
   open(headers: OutgoingHttpHeaders, options: SocketRequestOptions | undefined): H2Stream {
-    if (!this.hasCapacity() || !options) throw new Error(`session to ${this.endpoint} is ${this.#state}`);
+    // A programming error, not a session problem: thrown as RequestRefused so the pool fails this request alone
+    // instead of offering it to the same session again.
+    if (!options?.handlers) throw new RequestRefused(new Error('a socket-transport stream needs its handlers'), 'the socket session');
+    if (!this.hasCapacity()) throw new Error(`session to ${this.endpoint} is ${this.#state}`);
     const list: Array<[string, string]> = [];
     for (const name in headers) {
       const v = headers[name];
