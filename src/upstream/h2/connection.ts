@@ -130,6 +130,7 @@ export class H2Connection {
   #out: Buffer[] = [];
   #flushQueued = false;
   #inbound: Buffer | undefined;
+  #prefaceSeen = false;
   #headerBlock: { stream: number; endStream: boolean; parts: Buffer[]; size: number } | undefined;
   #connSendWindow = DEFAULT_WINDOW;
   #peerInitialWindow = DEFAULT_WINDOW;
@@ -303,6 +304,7 @@ export class H2Connection {
     const buf = this.#inbound ? Buffer.concat([this.#inbound, d]) : d;
     let pos = 0;
     while (buf.length - pos >= 9 && !this.#closed) {
+      if (!this.#prefaceSeen && !this.#checkPreface(buf)) return;
       const len = (buf[pos]! << 16) | (buf[pos + 1]! << 8) | buf[pos + 2]!;
       if (len > 16384) { this.#connectionError(ErrorCode.FRAME_SIZE_ERROR, `a frame of ${len} bytes (our SETTINGS_MAX_FRAME_SIZE is 16384)`); return; }
       if (buf.length - pos < 9 + len) break;
@@ -311,6 +313,25 @@ export class H2Connection {
       pos += 9 + len;
     }
     this.#inbound = pos < buf.length ? Buffer.from(buf.subarray(pos)) : undefined;
+  }
+
+  /**
+   * The server's connection preface is a SETTINGS frame (RFC 9113, 3.4). Anything else is not an HTTP/2 server, and
+   * the commonest case, an HTTP/1 server answering our preface with "HTTP/1.1 400 ...", deserves words an operator
+   * can act on rather than a frame-size error.
+   */
+  #checkPreface(buf: Buffer): boolean {
+    this.#prefaceSeen = true;
+    if (buf.subarray(0, 5).toString('latin1') === 'HTTP/') {
+      const line = buf.subarray(0, 80).toString('latin1').split('\r\n')[0];
+      this.#connectionError(ErrorCode.PROTOCOL_ERROR, `the backend answered in HTTP/1 ("${line}"), not HTTP/2: is this its gRPC port, and does it accept HTTP/2 without TLS (h2c)?`);
+      return false;
+    }
+    if (buf[3] !== FrameType.SETTINGS) {
+      this.#connectionError(ErrorCode.PROTOCOL_ERROR, "the backend's first frame is not SETTINGS: it does not speak HTTP/2 here");
+      return false;
+    }
+    return true;
   }
 
   #onFrame(type: number, flags: number, id: number, p: Buffer): void {
