@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -116,6 +117,17 @@ for (const kind of KINDS) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     });
     await expectFastUnavailable(pool, 3_000, /closed .*before .*SETTINGS/);
+  });
+
+  test(`a backend address that answers HTTP/1 fails at once, saying it did not answer in HTTP/2 (${kind.name})`, { timeout: 15_000 }, async (t) => {
+    const server = http.createServer((_req, res) => res.end('not grpc'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const pool = kind.pool(`127.0.0.1:${(server.address() as net.AddressInfo).port}`, { connectTimeoutMs: 10_000 });
+    t.after(async () => {
+      await pool.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    await expectFastUnavailable(pool, 5_000, /HTTP\/2.*is this its gRPC port, and does it accept HTTP\/2 without TLS \(h2c\)\?/);
   });
 
   test(`closing the pool while a session is still connecting to a silent backend does not wait for the backend (${kind.name})`, { timeout: 15_000 }, async (t) => {

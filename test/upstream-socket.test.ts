@@ -5,8 +5,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { Code, GatewayError } from '../src/errors/index.ts';
 import { SocketPool } from '../src/upstream/socket-session.ts';
@@ -121,19 +119,4 @@ test('socket pool: a request without stream handlers fails alone with INTERNAL; 
   });
   assert.deepEqual(pool.stats().sessions.map((s) => s.state), ['ready']);
   assert.equal(await call(pool, 'EchoTimeout'), 'ok');
-});
-
-test('socket pool: a backend address that answers HTTP/1 fails at once with UNAVAILABLE that says so', { timeout: 15_000 }, async (t) => {
-  const server = http.createServer((_req, res) => res.end('not grpc'));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const pool = new SocketPool(`127.0.0.1:${(server.address() as AddressInfo).port}`, { connectTimeoutMs: 10_000 });
-  t.after(async () => {
-    await pool.close();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  const started = Date.now();
-  const err = await h2Unary(pool, '/raw.Raw/Ok', Buffer.alloc(0), opts()).catch((e: CallError) => e);
-  assert.equal((err as CallError).code, grpc.status.UNAVAILABLE);
-  assert.match((err as CallError).details, /answered in HTTP\/1 \("HTTP\/1\.1 400 Bad Request"\), not HTTP\/2: is this its gRPC port/);
-  assert.ok(Date.now() - started < 5_000, 'not at the connect timeout');
 });

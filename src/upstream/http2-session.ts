@@ -278,7 +278,6 @@ export class Http2UpstreamSession implements PoolSession<ClientHttp2Stream, Clie
     this.#timers.clear();
     this.#events.onClosed(this, this.#error ?? (neverReady ? closedBeforeSettings(this.endpoint, this.#handshakeDone) : undefined));
   }
-
 }
 
 /**
@@ -358,6 +357,9 @@ export function closedBeforeSettings(endpoint: string, handshakeDone: boolean): 
   return new Error(`connection to ${endpoint} closed by the backend before SETTINGS${hint}`);
 }
 
+/** What a backend that does not answer in HTTP/2 most likely is, for the error both session kinds report. */
+export const NOT_H2_HINT = 'is this its gRPC port, and does it accept HTTP/2 without TLS (h2c)?';
+
 /** TCP, or TLS offering ALPN h2, to an upstream; `onHandshake` runs when TLS is established. */
 export function openUpstreamSocket(host: string, port: number, tls: Http2UpstreamTls | undefined, onHandshake: () => void): Socket {
   if (!tls) return netConnect({ host, port });
@@ -377,11 +379,15 @@ export function openUpstreamSocket(host: string, port: number, tls: Http2Upstrea
 
 /**
  * A TLS alert from the backend, in words an operator can act on instead of OpenSSL's ("ssl3_read_bytes:tlsv13 alert
- * certificate required:../deps/openssl/..."); the original stays as `cause`. Only alerts are rewritten: they are the
- * backend refusing us, while errors of our own verification already read well.
+ * certificate required:../deps/openssl/..."); the original stays as `cause`. Only alerts (and node:http2's bare
+ * "Protocol error" for a peer that is not an HTTP/2 server) are rewritten: they are the backend refusing us, while
+ * errors of our own verification already read well.
  */
 export function describeConnectError(err: Error): Error {
   const code = (err as NodeJS.ErrnoException).code ?? '';
+  // nghttp2's whole verdict on a peer that is not an HTTP/2 server (an HTTP/1 port answering our preface), raised on
+  // the socket before SETTINGS: say what it most likely means.
+  if (code === 'ERR_HTTP2_ERROR') return new Error(`the backend did not answer in HTTP/2 (${err.message}): ${NOT_H2_HINT}`, { cause: err });
   const alert = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_(\w+)$/.exec(code)?.[1]?.toLowerCase();
   if (!alert) return err;
   const hints: Record<string, string> = {

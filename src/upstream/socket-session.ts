@@ -19,7 +19,7 @@ import type { OutgoingHttpHeaders } from 'node:http2';
 import { ErrorCode, H2Connection, type H2Stream, type H2StreamError, type StreamHandlers } from './h2/connection.ts';
 import { Http2Pool } from './http2-pool.ts';
 import type { Http2PoolOptions, PoolSession, PoolSessionEvents } from './http2-pool.ts';
-import { RequestRefused, SessionTimers, closedBeforeSettings, describeConnectError, openUpstreamSocket, splitHostPort } from './http2-session.ts';
+import { NOT_H2_HINT, RequestRefused, SessionTimers, closedBeforeSettings, describeConnectError, openUpstreamSocket, splitHostPort } from './http2-session.ts';
 import type { Http2SessionSettings, Http2SessionState } from './http2-session.ts';
 
 export interface SocketRequestOptions {
@@ -188,7 +188,10 @@ export class SocketUpstreamSession implements PoolSession<H2Stream, SocketReques
    * protocol error, the socket failing). Its socket gets a moment to send the GOAWAY and FIN, then is destroyed.
    */
   #onConnectionClosed(err: H2StreamError): void {
-    if (err.code !== ErrorCode.NO_ERROR) this.#error ??= new Error(`connection to ${this.endpoint} failed: ${err.message}`);
+    if (err.code !== ErrorCode.NO_ERROR) {
+      const hint = this.#state === 'connecting' && err.code === ErrorCode.PROTOCOL_ERROR ? `: ${NOT_H2_HINT}` : '';
+      this.#error ??= new Error(`connection to ${this.endpoint} failed: ${err.message}${hint}`);
+    }
     const socket = this.#socket;
     if (!socket.destroyed) setTimeout(() => socket.destroy(), LINGER_MS).unref();
     this.#onClose();
@@ -208,7 +211,6 @@ export class SocketUpstreamSession implements PoolSession<H2Stream, SocketReques
     this.#timers.clear();
     this.#events.onClosed(this, this.#error ?? (neverReady ? closedBeforeSettings(this.endpoint, this.#handshakeDone) : undefined));
   }
-
 }
 
 /** A pool of SocketUpstreamSessions: what `transport: 'socket'` calls go through (h2-grpc-client.ts tells it apart by class). */

@@ -324,7 +324,7 @@ export class H2Connection {
     this.#prefaceSeen = true;
     if (buf.subarray(0, 5).toString('latin1') === 'HTTP/') {
       const line = buf.subarray(0, 80).toString('latin1').split('\r\n')[0];
-      this.#connectionError(ErrorCode.PROTOCOL_ERROR, `the backend answered in HTTP/1 ("${line}"), not HTTP/2: is this its gRPC port, and does it accept HTTP/2 without TLS (h2c)?`);
+      this.#connectionError(ErrorCode.PROTOCOL_ERROR, `the backend answered in HTTP/1 ("${line}"), not HTTP/2`);
       return false;
     }
     if (buf[3] !== FrameType.SETTINGS) {
