@@ -144,6 +144,7 @@ for (const kind of KINDS) {
     assert.equal(await outcome('GoawayError'), 'UNAVAILABLE: connection to EP lost');
     assert.equal(await outcome('NoTrailers'), 'UNAVAILABLE: EP closed the stream without a status (HTTP/2 code 0)');
     assert.equal(await outcome('Ok'), 'UNIMPLEMENTED: backend sent no message for a unary call', 'a Trailers-Only OK without a message is not a unary answer');
+    assert.equal(await outcome('BadStatus'), 'UNKNOWN: from the future', 'a grpc-status outside 0-16 is UNKNOWN');
   });
 }
 

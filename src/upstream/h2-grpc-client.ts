@@ -192,6 +192,11 @@ function fieldsToMetadata(fields: readonly string[], skip: readonly string[]): g
   return md;
 }
 
+/** A grpc-status outside the 17 codes of the spec (statuscodes.md) is UNKNOWN, as grpc-js and grpc-go read it. */
+function statusCode(code: number): number {
+  return Number.isInteger(code) && code >= 0 && code <= 16 ? code : Code.UNKNOWN;
+}
+
 function field(fields: readonly string[], name: string): string | undefined {
   for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
   return undefined;
@@ -368,7 +373,7 @@ class H2Call implements StreamHandlers {
     const raw = field(fields, 'grpc-status');
     const code = raw === undefined ? Code.UNKNOWN : Number(raw);
     const details = raw === undefined ? 'backend sent no grpc-status' : decodeGrpcMessage(field(fields, 'grpc-message'));
-    this.#status = { code: Number.isInteger(code) ? code : Code.UNKNOWN, details, trailers: fieldsToMetadata(fields, TRAILERS_NOT_METADATA) };
+    this.#status = { code: statusCode(code), details, trailers: fieldsToMetadata(fields, TRAILERS_NOT_METADATA) };
   }
 
   #attach(stream: ClientHttp2Stream, request: Buffer): void {
@@ -408,7 +413,7 @@ class H2Call implements StreamHandlers {
     const code = raw === undefined ? Code.UNKNOWN : Number(raw);
     const md = headersToMetadata(trailers, TRAILERS_NOT_METADATA);
     const details = raw === undefined ? 'backend sent no grpc-status' : decodeGrpcMessage(trailers['grpc-message'] as string | undefined);
-    this.#status = { code: Number.isInteger(code) ? code : Code.UNKNOWN, details, trailers: md };
+    this.#status = { code: statusCode(code), details, trailers: md };
   }
 
   #onData(chunk: Buffer): void {

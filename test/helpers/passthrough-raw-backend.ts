@@ -81,6 +81,9 @@ export async function startRawBackend(settings: http2.Settings = {}): Promise<Ra
         return;
       case 'GoawayError':
         return void stream.session?.destroy(undefined, C.NGHTTP2_INTERNAL_ERROR);
+      case 'BadStatus':
+        // A grpc-status outside the spec's 0-16.
+        return void stream.respond({ ...ok, 'grpc-status': '99', 'grpc-message': 'from the future' }, { endStream: true });
       case 'NoTrailers':
         stream.respond(ok);
         stream.end(grpcFrame(Buffer.from('only')));
