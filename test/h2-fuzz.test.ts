@@ -10,7 +10,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { SocketPool } from '../src/upstream/socket-session.ts';
-import { h2Unary, type CallError } from '../src/upstream/h2-grpc-client.ts';
+import { H2ServerStream, h2Unary, type CallError } from '../src/upstream/h2-grpc-client.ts';
 
 const CALLS = 400;
 
@@ -75,7 +75,8 @@ function script(r: () => number): Buffer[] {
   return out;
 }
 
-test(`socket transport: ${CALLS} calls against a backend sending seeded random frames all end, none throws`, { timeout: 120_000 }, async (t) => {
+/** A peer that answers every connection with the script of its own seed, then ends it; and a pool towards it. */
+async function fuzzPeer(t: { after(fn: () => Promise<void>): void }): Promise<{ pool: SocketPool; seed(): number }> {
   let next = 0;
   const server = net.createServer((sock) => {
     const seed = next++;
@@ -97,19 +98,59 @@ test(`socket transport: ${CALLS} calls against a backend sending seeded random f
     await pool.close();
     server.close();
   });
+  return { pool, seed: () => next - 1 };
+}
+
+const callOptions = () => ({
+  metadata: new grpc.Metadata(), deadline: Date.now() + 1000, maxReceiveMessageBytes: 64, maxSendMessageBytes: 1 << 20, scheme: 'http' as const,
+});
+
+test(`socket transport: ${CALLS} calls against a backend sending seeded random frames all end, none throws`, { timeout: 120_000 }, async (t) => {
+  const { pool, seed } = await fuzzPeer(t);
   const outcomes = new Map<string, number>();
   for (let i = 0; i < CALLS; i++) {
     const started = Date.now();
-    const outcome = await h2Unary(pool, '/fuzz.F/Call', Buffer.from('x'), {
-      metadata: new grpc.Metadata(), deadline: Date.now() + 1000, maxReceiveMessageBytes: 64, maxSendMessageBytes: 1 << 20, scheme: 'http',
-    }).then(() => 'OK', (e: CallError) => {
+    const outcome = await h2Unary(pool, '/fuzz.F/Call', Buffer.from('x'), callOptions()).then(() => 'OK', (e: CallError) => {
       assert.ok(Number.isInteger(e.code) && e.code >= 1 && e.code <= 16, `call ${i}: a gRPC status code, not ${String(e)}`);
-      return grpc.status[e.code] ?? `code ${e.code}`;
+      return grpc.status[e.code]!;
     });
-    assert.ok(Date.now() - started < 3000, `call ${i} (connection seed ${next - 1}) ended within its deadline`);
+    assert.ok(Date.now() - started < 3000, `call ${i} (connection seed ${seed()}) ended within its deadline`);
     outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
   }
   // The script must reach more than one outcome, or it tests nothing but one path.
   t.diagnostic(JSON.stringify(Object.fromEntries(outcomes)));
   assert.ok(outcomes.size >= 4, `outcomes: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+});
+
+test(`socket transport: ${CALLS / 2} server streams against the same peer, consumer pausing at random, each ends exactly once`, { timeout: 120_000 }, async (t) => {
+  const { pool } = await fuzzPeer(t);
+  const r = rng(12345);
+  let pauses = 0;
+  for (let i = 0; i < CALLS / 2; i++) {
+    const call = new H2ServerStream(() => ({ pool, done: () => {} }), '/fuzz.F/Stream', Buffer.from('x'), callOptions());
+    const events: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`stream ${i} did not end: ${events.join(' ')}`)), 3000);
+      call.on('data', () => {
+        events.push('data');
+        if (r() < 0.5) {
+          pauses++;
+          call.pause();
+          setImmediate(() => call.resume());
+        }
+      });
+      call.on('status', (st) => events.push(`status ${st.code}`));
+      call.on('error', () => events.push('error'));
+      call.on('end', () => events.push('end'));
+      call.on('close', () => {
+        clearTimeout(timer);
+        // close must be the last event; give a stray late one a chance to show up.
+        setImmediate(() => (events.indexOf('close') === events.length - 1 ? resolve() : reject(new Error(`stream ${i}: ${events.join(' ')}`))));
+        events.push('close');
+      });
+    });
+    assert.equal(events.filter((e) => e.startsWith('status')).length, 1, `stream ${i}: one status: ${events.join(' ')}`);
+    assert.equal(events.filter((e) => e === 'end' || e === 'error').length, 1, `stream ${i}: end or error, once`);
+  }
+  assert.ok(pauses >= 10, `the consumer paused ${pauses} times: the held-data path was exercised`);
 });
