@@ -16,9 +16,9 @@ import { StartupError } from '../src/errors/index.ts';
 const PROTO_DIR = path.resolve('test/protos');
 const protos = { includeDirs: [PROTO_DIR], files: ['test/protos/everything.proto'] };
 
-async function setup(t: { after(fn: () => Promise<void>): void }, script: Parameters<typeof startRecordingBackend>[0]['script'], transport: 'h2' | 'socket' = 'h2') {
+async function setup(t: { after(fn: () => Promise<void>): void }, script: Parameters<typeof startRecordingBackend>[0]['script'], transport: 'h2' | 'socket' = 'h2', backendOptions: { maxHeaderListSize?: number; idleTimeoutMs?: number } = {}) {
   const backend: RecordingBackend = await startRecordingBackend({ includeDirs: [PROTO_DIR], files: [path.join(PROTO_DIR, 'everything.proto')], script });
-  const gw = await startGateway({ protos, backends: [{ name: 'everything', services: ['testpb.Everything'], endpoints: [backend.address], transport }] });
+  const gw = await startGateway({ protos, backends: [{ name: 'everything', services: ['testpb.Everything'], endpoints: [backend.address], transport, ...backendOptions }] });
   t.after(async () => {
     await gw.close();
     await backend.close();
@@ -82,6 +82,37 @@ for (const transport of ['h2', 'socket'] as const) {
     await until(() => backend.received[0]!.cancelled, 'the backend to see the cancellation');
   });
 }
+
+test('response headers over backends[].maxHeaderListSize fail the call with 500 INTERNAL; smaller ones pass', async (t) => {
+  const { gw } = await setup(t, (_method, request) => ({
+    response: {},
+    headers: { 'x-size': 'a'.repeat((request as { stringValue?: string }).stringValue === 'big' ? 4000 : 100) },
+  }), 'socket', { maxHeaderListSize: 2048 });
+  const echo = (v: string) => fetch(`${gw.url}/v1/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ stringValue: v }) });
+  const small = await echo('small');
+  assert.equal(small.status, 200);
+  assert.equal(small.headers.get('grpc-metadata-x-size')?.length, 100);
+  const big = await echo('big');
+  assert.equal(big.status, 500);
+  const body = (await big.json()) as { code: number; message: string };
+  assert.equal(body.code, 13);
+  assert.match(body.message, /response headers too large/);
+});
+
+test('an upstream connection without calls for backends[].idleTimeoutMs is closed; the next call connects again', async (t) => {
+  const { gw } = await setup(t, () => ({ response: {} }), 'socket', { idleTimeoutMs: 200 });
+  const connections = async (): Promise<number> => {
+    const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('protogate_upstream_connections{backend="everything"'));
+    return line ? Number(line.split(' ').at(-1)) : 0;
+  };
+  const get = () => fetch(`${gw.url}/v1/shelves/s/books/b`).then((r) => r.status);
+  assert.equal(await get(), 200);
+  assert.equal(await connections(), 1);
+  for (const end = Date.now() + 5000; (await connections()) !== 0; await sleep(50)) assert.ok(Date.now() < end, 'the idle connection closed');
+  assert.equal(await get(), 200);
+  assert.equal(await connections(), 1);
+});
 
 test('a service with HTTP rules that no backend serves stops startup, unless allowUnservedServices; then its routes answer 503', async (t) => {
   await assert.rejects(startGateway({ protos, backends: [] }), (err: unknown) => {

@@ -98,6 +98,13 @@ export const backendSchema = z.strictObject({
   maxSendMessageBytes: positiveMs.default(64 * 1024 * 1024),
   /** Connections per endpoint; more open when the backend's MAX_CONCURRENT_STREAMS is reached. */
   maxConnectionsPerEndpoint: z.number().int().min(1).default(16),
+  /**
+   * Largest response header or trailer block taken from the backend (our SETTINGS_MAX_HEADER_LIST_SIZE, decoded
+   * size); a call whose response goes over it fails INTERNAL.
+   */
+  maxHeaderListSize: z.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
+  /** A connection to an endpoint without calls for this long is closed (gRPC core: GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS); 0 keeps it. */
+  idleTimeoutMs: z.number().int().min(0).default(300_000),
   /** Reconnect backoff after a failed connect: initial × 1.6 per failure, ±20% jitter, capped. */
   reconnectBackoff: z.strictObject({ initialMs: positiveMs.default(1_000), maxMs: positiveMs.default(120_000) }).prefault({}),
   /** Active grpc.health.v1.Health/Check probes. Off by default: not every backend implements the health service. */

@@ -22,6 +22,8 @@ export function upstreamSettings(b: BackendConfig): UpstreamSettings {
       keepaliveTimeMs: b.keepalive.timeMs,
       keepaliveTimeoutMs: b.keepalive.timeoutMs,
       maxSessions: b.maxConnectionsPerEndpoint,
+      maxHeaderListSize: b.maxHeaderListSize,
+      idleTimeoutMs: b.idleTimeoutMs,
       reconnectBackoff: { initialMs: b.reconnectBackoff.initialMs, maxMs: b.reconnectBackoff.maxMs },
     },
     healthCheck: b.healthCheck,
