@@ -1,8 +1,8 @@
 /**
- * One HTTP/2 client connection (RFC 9113) on a socket we own: the second piece of the in-house upstream client
- * (hpack.ts says why node:http2 is being replaced), used by socket-session.ts for `transport: 'socket'`. It does what a gRPC client needs and no
- * more: requests with header blocks, DATA both ways under both flow-control windows, trailers, RST_STREAM,
- * SETTINGS, PING, GOAWAY. No server push (disabled in our SETTINGS), no priorities, no HTTP/1 upgrade.
+ * One HTTP/2 client connection (RFC 9113) on a socket we own: the in-house upstream client behind
+ * `transport: 'socket'` (socket-session.ts; hpack.ts says why node:http2 is being replaced). It does what a gRPC
+ * client needs and no more: requests with header blocks, DATA both ways under both flow-control windows, trailers,
+ * RST_STREAM, SETTINGS, PING, GOAWAY. No server push (disabled in our SETTINGS), no priorities, no HTTP/1 upgrade.
  *
  * Receive-side backpressure is the caller's: a stream's DATA is handed over as it arrives and the stream window is
  * given back only when the caller calls `consumed(n)`, so a slow consumer stops the peer at the stream window. The
@@ -289,9 +289,9 @@ export class H2Connection {
     if (this.#flushQueued) return;
     this.#flushQueued = true;
     // setImmediate, not nextTick: the frames of every call started in this turn of the event loop (each HTTP
-    // request is its own I/O callback, and a call's HEADERS and DATA are pushed in different microtasks) go out in
-    // one write. nextTick flushed per call, twice: two write() syscalls per unary call, a quarter of the gateway's
-    // CPU under load (strace and --cpu-prof, BENCHMARKS.md session 6).
+    // request is its own I/O callback) go out in one write. With nextTick each call paid its own write() syscall
+    // (two, while its HEADERS and DATA were pushed in different microtasks): a quarter of the gateway's CPU under
+    // load (strace and --cpu-prof, BENCHMARKS.md session 6).
     setImmediate(() => {
       this.#flushQueued = false;
       const out = this.#out;
