@@ -1,6 +1,6 @@
 /**
- * HPACK (RFC 7541) for an HTTP/2 client of our own: the first piece of replacing node:http2 on the upstream path,
- * not yet used by it. Why replace a built-in: node:http2 turns every header name and value it receives into an
+ * HPACK (RFC 7541) for protogate's own HTTP/2 client (connection.ts), which carries transcoded calls with
+ * `transport: 'socket'`, the default. Why replace a built-in: node:http2 turns every header name and value it receives into an
  * external string, which V8 always allocates in old space, so a gateway on it runs a Mark-Compact every few seconds
  * under load, and the whole binding costs a Node gateway a quarter to a third of its rate (BENCHMARKS.md, session 5:
  * the floor and protogate with and without the bench/raw-h2.ts spike). npm has no maintained HPACK codec (hpack.js
