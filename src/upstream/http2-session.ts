@@ -110,10 +110,7 @@ export class Http2UpstreamSession implements PoolSession<ClientHttp2Stream, Clie
     options.createConnection = () => socket;
     const session = http2.connect(authority, options);
     this.#session = session;
-    this.#timers.connecting(() => {
-      const phase = socket.connecting ? 'TCP connect' : tls && !this.#handshakeDone ? 'TLS handshake' : "the backend's HTTP/2 SETTINGS";
-      this.#fail(new Error(`connect to ${endpoint} timed out after ${settings.connectTimeoutMs} ms waiting for ${phase}`));
-    });
+    this.#timers.connecting(() => this.#fail(connectTimeout(endpoint, settings, socket, this.#handshakeDone)));
     session.on('remoteSettings', (remote) => this.#onRemoteSettings(remote.maxConcurrentStreams));
     session.on('goaway', () => {
       // Node itself closes the session after a NO_ERROR GOAWAY (open streams continue) and destroys it after an
@@ -359,6 +356,12 @@ export function closedBeforeSettings(endpoint: string, handshakeDone: boolean): 
 
 /** What a backend that does not answer in HTTP/2 most likely is, for the error both session kinds report. */
 export const NOT_H2_HINT = 'is this its gRPC port, and does it accept HTTP/2 without TLS (h2c)?';
+
+/** The connect timer fired: which phase the connection was stuck in (TCP, TLS, or the wait for SETTINGS). */
+export function connectTimeout(endpoint: string, settings: Http2SessionSettings, socket: Socket, handshakeDone: boolean): Error {
+  const phase = socket.connecting ? 'TCP connect' : settings.tls && !handshakeDone ? 'TLS handshake' : "the backend's HTTP/2 SETTINGS";
+  return new Error(`connect to ${endpoint} timed out after ${settings.connectTimeoutMs} ms waiting for ${phase}`);
+}
 
 /** TCP, or TLS offering ALPN h2, to an upstream; `onHandshake` runs when TLS is established. */
 export function openUpstreamSocket(host: string, port: number, tls: Http2UpstreamTls | undefined, onHandshake: () => void): Socket {

@@ -19,7 +19,7 @@ import type { OutgoingHttpHeaders } from 'node:http2';
 import { ErrorCode, H2Connection, type H2Stream, type H2StreamError, type StreamHandlers } from './h2/connection.ts';
 import { Http2Pool } from './http2-pool.ts';
 import type { Http2PoolOptions, PoolSession, PoolSessionEvents } from './http2-pool.ts';
-import { NOT_H2_HINT, RequestRefused, SessionTimers, closedBeforeSettings, describeConnectError, openUpstreamSocket, splitHostPort } from './http2-session.ts';
+import { NOT_H2_HINT, RequestRefused, SessionTimers, closedBeforeSettings, connectTimeout, describeConnectError, openUpstreamSocket, splitHostPort } from './http2-session.ts';
 import type { Http2SessionSettings, Http2SessionState } from './http2-session.ts';
 
 export interface SocketRequestOptions {
@@ -60,10 +60,7 @@ export class SocketUpstreamSession implements PoolSession<H2Stream, SocketReques
     socket.setNoDelay(true);
     socket.on('error', (err) => this.#fail(this.#state === 'connecting' ? describeConnectError(err) : err));
     socket.on('close', () => this.#onClose());
-    this.#timers.connecting(() => {
-      const phase = socket.connecting ? 'TCP connect' : settings.tls && !this.#handshakeDone ? 'TLS handshake' : "the backend's HTTP/2 SETTINGS";
-      this.#fail(new Error(`connect to ${endpoint} timed out after ${settings.connectTimeoutMs} ms waiting for ${phase}`));
-    });
+    this.#timers.connecting(() => this.#fail(connectTimeout(endpoint, settings, socket, this.#handshakeDone)));
     const conn = new H2Connection(socket, {
       streamWindow: settings.initialWindowSize,
       connectionWindow: settings.connectionWindowSize,
