@@ -96,6 +96,27 @@ test('health: an endpoint answering NOT_SERVING gets no traffic, and gets it bac
   assert.ok((after.byHost.get(backends[0]!.host) ?? 0) > 20);
 });
 
+test('socket transport: health probes go where the calls go, one connection per endpoint, and NOT_SERVING still takes an endpoint out', async (t) => {
+  const backends = await startBackends(2, 30);
+  backends[0]!.health = 2;
+  const upstream = new BackendUpstream(settings('svc', backends.map((b) => b.address), {
+    socketCalls: true,
+    healthCheck: { enabled: true, intervalMs: 50, timeoutMs: 200, service: '', healthyThreshold: 1, unhealthyThreshold: 1 },
+  }));
+  t.after(async () => {
+    await upstream.close();
+    await Promise.all(backends.map((b) => b.close()));
+  });
+  await waitFor('the first probe', () => upstream.endpoints().every((e) => e.health !== 'unknown'));
+  const { byHost, errors } = await drive(invokerFor(upstream, 'socket'), 100, 8);
+  assert.deepEqual(errors, []);
+  assert.equal(byHost.get(backends[0]!.host) ?? 0, 0);
+  for (const ep of upstream.endpoints()) {
+    assert.equal(ep.pool.stats().sessionsOpened, 0, `${ep.address}: the node:http2 pool (gRPC port only) stays unused`);
+    assert.equal(ep.callPool.stats().sessionsOpened, 1, `${ep.address}: probes and calls share the socket connection`);
+  }
+});
+
 test('a hanging backend is ejected after consecutive deadline failures', async (t) => {
   const backends = await startBackends(3, 28);
   backends[0]!.delayMs = Infinity;

@@ -101,7 +101,7 @@ export function settings(name: string, addresses: Array<string | { address: stri
   };
 }
 
-export function invokerFor(upstream: BackendUpstream, transport: 'h2' | 'grpc-js' = 'h2'): GrpcInvoker {
+export function invokerFor(upstream: BackendUpstream, transport: 'h2' | 'socket' | 'grpc-js' = 'h2'): GrpcInvoker {
   return new GrpcInvoker(upstream, { transport, maxReceiveMessageBytes: 4 << 20, maxSendMessageBytes: 4 << 20 });
 }
 
